@@ -1,0 +1,84 @@
+"""Open any user-supplied image safely: one clear `ImageError` instead of a traceback.
+
+Pillow alone raises half a dozen exception types (and only warns on decompression bombs below 2x its
+limit); farmers' uploads and scraped datasets hit all of them, so every reader in cropdx goes through here.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000  # ~6300x6300; above this decoding alone would cost seconds and GBs
+MIN_SIDE = 16  # smaller than this holds no leaf texture
+MAX_BYTES = 20 * 1024 * 1024
+
+
+class ImageError(ValueError):
+    """The input is not a usable photo; the message says why, for the person who sent it."""
+
+
+def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = None) -> Image.Image:
+    """Decode, apply EXIF rotation, flatten to 8-bit RGB; raise ImageError for anything unusable."""
+    label = name or (str(source) if isinstance(source, str | Path) else "the image")
+    if isinstance(source, Image.Image):
+        return _to_rgb(source, label)
+    data = _read_bytes(source, label)
+    if not data:
+        raise ImageError(f"{label}: the file is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{label}: {len(data) / 1e6:.1f} MB is over the {MAX_BYTES // 2**20} MB limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_size(image.size, label)
+            image.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{label}: not a readable image ({_reason(exc)})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{label}: the image is damaged or truncated ({exc})") from exc
+    return _to_rgb(image, label)
+
+
+def _read_bytes(source: str | Path | bytes, label: str) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"{label}: no such file")
+    if path.stat().st_size > MAX_BYTES:
+        raise ImageError(f"{label}: {path.stat().st_size / 1e6:.1f} MB is over the {MAX_BYTES // 2**20} MB limit")
+    return path.read_bytes()
+
+
+def _check_size(size: tuple[int, int], label: str) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{label}: {width}x{height} pixels is too large (limit {MAX_PIXELS:,} pixels)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{label}: {width}x{height} pixels is too small to show a leaf")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "unknown or unsupported format"
+    return "decompression bomb: the pixel count is far above what the file size suggests"
+
+
+def _to_rgb(image: Image.Image, label: str) -> Image.Image:
+    _check_size(image.size, label)
+    image = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")  # 16-bit: scale, do not clip
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        rgba = image.convert("RGBA")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")

@@ -1,0 +1,83 @@
+"""Save and load classifiers as timm/transformers-native folders that load anywhere without cropdx.
+
+A folder holds config.json (timm's `architecture`, `num_classes`, `label_names`, `pretrained_cfg`, plus
+transformers' `id2label`/`label2id` and our metadata under `cropdx`), model.safetensors and
+preprocessor_config.json. timm (`local-dir:`/`hf-hub:`), `AutoModelForImageClassification`,
+`AutoImageProcessor` and `pipeline("image-classification")` all read it without custom code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.models._hub import save_config_for_hf
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+PREPROCESSOR = "preprocessor_config.json"
+
+
+class ModelFolderError(RuntimeError):
+    """The folder is not a cropdx/timm model folder; the message says what is missing."""
+
+
+def save_model_folder(
+    model: torch.nn.Module, out_dir: str | Path, class_names: list[str], metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write weights, config and preprocessing; `metadata` (training config, metrics...) goes under `cropdx`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, out / WEIGHTS, metadata={"format": "pt"})
+    save_config_for_hf(model, str(out / CONFIG), model_config={"label_names": list(class_names)})
+    config = json.loads((out / CONFIG).read_text())
+    # timm 1.0.31 records num_classes in model_args too, which breaks TimmWrapper ("multiple values")
+    config.get("model_args", {}).pop("num_classes", None)
+    if not config.get("model_args"):
+        config.pop("model_args", None)
+    config["id2label"] = {str(i): name for i, name in enumerate(class_names)}
+    config["label2id"] = {name: i for i, name in enumerate(class_names)}
+    config["cropdx"] = metadata or {}
+    (out / CONFIG).write_text(json.dumps(config, indent=2))
+    _write_preprocessor(out)
+    return out
+
+
+def _write_preprocessor(out: Path) -> None:
+    """TimmWrapper reads preprocessing from config.json; the standard file is for every other reader."""
+    from transformers import TimmWrapperImageProcessor  # heavy; only needed when a folder is written
+
+    TimmWrapperImageProcessor.from_pretrained(str(out)).to_json_file(str(out / PREPROCESSOR))
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir)
+    config_path = path / CONFIG
+    if not path.is_dir():
+        raise ModelFolderError(f"{model_dir}: no such model folder")
+    missing = [name for name in (CONFIG, WEIGHTS) if not (path / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"{model_dir}: not a model folder (missing {', '.join(missing)})")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFolderError(f"{config_path}: invalid JSON ({exc})") from exc
+    absent = [k for k in ("architecture", "num_classes", "label_names", "pretrained_cfg") if k not in config]
+    if absent:
+        raise ModelFolderError(f"{config_path}: not a timm model config (missing {', '.join(absent)})")
+    return config
+
+
+def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model in eval mode and its config; errors name the folder and the problem."""
+    config = read_config(model_dir)
+    try:
+        model = timm.create_model(f"local-dir:{Path(model_dir).resolve()}", pretrained=True)
+    except Exception as exc:  # timm/safetensors raise many types for a broken file
+        raise ModelFolderError(f"{model_dir}: the weights do not load ({type(exc).__name__}: {exc})") from exc
+    return model.eval(), config

@@ -1,0 +1,67 @@
+"""Cut a timm EfficientNet/MobileNet into a frozen trunk and a trainable top, and group its layers by depth.
+
+The staged recipe trains the top on cached trunk activations; both parts share modules with the full
+model, so training a part trains the model that is finally saved.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig
+
+
+class LogitsWithLoss(nn.Module):
+    """The `Trainer` interface over any net: `pixel_values` are images, or cached activations in stages 1-2."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.config = PretrainedConfig()  # Trainer reads model.config (problem_type) when smoothing labels
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.net(pixel_values)
+        out = {"logits": logits}
+        if labels is not None:  # Trainer's label smoother pops labels and computes the loss itself
+            out["loss"] = nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def _check(model: nn.Module) -> None:
+    needed = ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool", "classifier")
+    if not all(hasattr(model, n) for n in needed):
+        raise TypeError(f"{type(model).__name__}: the staged recipe supports timm EfficientNet-family models")
+
+
+def trunk(model: nn.Module, top_stages: int) -> nn.Sequential:
+    """Stem and all block stages but the last `top_stages`: frozen, run once to fill the cache."""
+    _check(model)
+    return nn.Sequential(model.conv_stem, model.bn1, *model.blocks[: len(model.blocks) - top_stages])
+
+
+def top_features(model: nn.Module, top_stages: int) -> nn.Sequential:
+    """The last `top_stages` block stages, head conv and pooling: cached activations in, features out."""
+    _check(model)
+    return nn.Sequential(*model.blocks[len(model.blocks) - top_stages:], model.conv_head, model.bn2,
+                         model.global_pool)
+
+
+def top(model: nn.Module, top_stages: int) -> nn.Sequential:
+    return nn.Sequential(top_features(model, top_stages), model.get_classifier())
+
+
+def set_trainable(model: nn.Module, trainable: nn.Module) -> int:
+    """Freeze everything but `trainable`; return the trainable parameter count."""
+    model.requires_grad_(False)
+    trainable.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def layerwise_param_groups(model: nn.Module, low_lr: float, high_lr: float) -> list[dict]:
+    """Learning rates rising linearly from stem (`low_lr`) to classifier (`high_lr`): early layers hold
+    generic ImageNet filters worth keeping, late layers need to move most."""
+    _check(model)
+    layers: list[nn.Module] = [nn.ModuleList([model.conv_stem, model.bn1]), *model.blocks,
+                               nn.ModuleList([model.conv_head, model.bn2, model.get_classifier()])]
+    step = (high_lr - low_lr) / max(len(layers) - 1, 1)
+    return [{"params": list(layer.parameters()), "lr": low_lr + i * step} for i, layer in enumerate(layers)]

@@ -1,0 +1,56 @@
+"""Top-k prediction for one or many photos with a saved classifier (or a bare ImageNet backbone)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import timm.data
+import torch
+
+from .backbones import create_backbone
+from .images import load_image
+from .model_folder import load_model_folder
+from .transforms import data_config, eval_transform
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_name: str
+    probability: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Predictor:
+    """A model, its preprocessing and its label names; the one inference path for CLI, Space and tests."""
+
+    def __init__(self, model: torch.nn.Module, label_names: Sequence[str], temperature: float = 1.0):
+        self.model = model.eval()
+        self.label_names = list(label_names)
+        self.temperature = temperature
+        self.transform = eval_transform(data_config(model))
+
+    @classmethod
+    def from_folder(cls, model_dir: str | Path) -> Predictor:
+        model, config = load_model_folder(model_dir)
+        return cls(model, config["label_names"], config.get("cropdx", {}).get("temperature", 1.0))
+
+    @classmethod
+    def from_backbone(cls, name: str) -> Predictor:
+        """The bare ImageNet classifier: proves the offline weights, diagnoses nothing."""
+        info = timm.data.ImageNetInfo()
+        return cls(create_backbone(name), [info.index_to_description(i) for i in range(1000)])
+
+    @torch.inference_mode()
+    def probabilities(self, images: Sequence) -> torch.Tensor:
+        """Softmax of temperature-scaled logits, one row per image (paths, bytes or PIL images)."""
+        batch = torch.stack([self.transform(load_image(image)) for image in images])
+        return (self.model(batch) / self.temperature).softmax(dim=-1)
+
+    def predict(self, image, top_k: int = 3) -> list[Prediction]:
+        probs = self.probabilities([image])[0]
+        values, indices = probs.topk(min(top_k, len(self.label_names)))
+        return [Prediction(self.label_names[i], float(p)) for p, i in zip(values, indices, strict=True)]

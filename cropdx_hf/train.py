@@ -1,0 +1,244 @@
+"""`cropdx train`: the three-stage fine-tuning recipe, each stage one `transformers.Trainer` run.
+
+1. head only (lr 1e-3) on pooled features of the frozen network, cached once;
+2. the top block stages + head (lr 1e-4) on cached trunk activations of augmented views;
+3. all layers (1e-5 at the stem rising to 5e-5 at the head) on augmented images, optionally at a lower
+   resolution.
+Stages 1-2 never run the trunk during training, which is what makes a release model affordable on a
+2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, gradient clipping, early
+stopping and best checkpoint by validation macro-F1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+from . import model_parts
+from .backbones import create_backbone
+from .data import load_leaf_dataset
+from .evaluation import classification_metrics, evaluate_rows
+from .feature_cache import cache_activations
+from .model_folder import save_model_folder
+from .splits import split_dataset
+from .transforms import batch_transform, data_config, eval_transform, train_transform
+
+logger = logging.getLogger(__name__)
+STAGES = ("head", "top", "full")
+STAGE_DONE = "stage_final.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    data: str = field(metadata={"help": "image folder (class per sub-folder) or Hub dataset id"})
+    out: str = field(metadata={"help": "model folder to write"})
+    backbone: str = field(default="efficientnet_lite0", metadata={"help": "a name from the backbone registry"})
+    classes: str = field(default="all", metadata={"help": "'all', a crop, or comma-separated class names"})
+    split_csv: str | None = field(default=None, metadata={"help": "split to reuse or create (default OUT/split.csv)"})
+    image_size: int | None = field(default=None, metadata={"help": "resolution (default: the backbone's)"})
+    full_image_size: int | None = field(default=None, metadata={"help": "stage-3 training resolution"})
+    top_stages: int = field(default=2, metadata={"help": "block stages trained in stage 2"})
+    train_views: int = field(default=2, metadata={"help": "augmented views cached per training photo"})
+    epochs_head: float = 10
+    epochs_top: float = 6
+    epochs_full: float = 1
+    lr_head: float = 1e-3
+    lr_top: float = 1e-4
+    lr_full_low: float = 1e-5
+    lr_full_high: float = 5e-5
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    label_smoothing: float = 0.1
+    max_grad_norm: float = 1.0
+    drop_rate: float = 0.2
+    patience: int = 5
+    seed: int = 42
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, mlflow, both (comma) or none"})
+    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints"})
+    num_workers: int = 0
+    max_train_samples: int | None = field(default=None, metadata={"help": "cap per split, for smoke runs"})
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but no CUDA device is visible")
+    return device
+
+
+def _training_args(cfg: TrainConfig, stage: str, epochs: float, lr: float, device: str) -> TrainingArguments:
+    out = Path(cfg.out)
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints" / stage),
+        logging_dir=str(out / "runs" / stage),
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2,
+        lr_scheduler_type="cosine",
+        warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        label_smoothing_factor=cfg.label_smoothing,
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_steps=20,
+        seed=cfg.seed,
+        use_cpu=device == "cpu",
+        fp16=device == "cuda",
+        dataloader_num_workers=cfg.num_workers,
+        remove_unused_columns=False,
+        report_to=[r for r in cfg.report_to.split(",") if r and r != "none"],
+    )
+
+
+def _compute_metrics(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred
+    return classification_metrics(np.asarray(logits).argmax(-1), np.asarray(labels))
+
+
+class StagedTrainer:
+    """Runs the stages in order, skipping those a previous run finished (with --resume)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        set_seed(cfg.seed)
+        self.data = load_leaf_dataset(cfg.data, cfg.classes)
+        split_csv = cfg.split_csv or str(Path(cfg.out) / "split.csv")
+        self.splits = split_dataset(self.data, split_csv)
+        if cfg.max_train_samples:
+            cap = cfg.max_train_samples
+            self.splits = type(self.splits)(
+                {k: v.shuffle(seed=cfg.seed).select(range(min(len(v), cap))) for k, v in self.splits.items()})
+        self.split_csv = Path(split_csv)
+        self.model = create_backbone(cfg.backbone, len(self.data.class_names), drop_rate=cfg.drop_rate)
+        self.config = data_config(self.model, cfg.image_size)
+        self.history: dict[str, dict] = {}
+        self._caches: dict[str, object] | None = None
+
+    def run(self) -> Path:
+        start = time.time()
+        for stage in STAGES:
+            if self.cfg.resume and self._load_finished(stage):
+                continue
+            self.history[stage] = getattr(self, f"_stage_{stage}")()
+            self._mark_finished(stage)
+        return self._save(time.time() - start)
+
+    def _stage_dir(self, stage: str) -> Path:
+        return Path(self.cfg.out) / "checkpoints" / stage
+
+    def _load_finished(self, stage: str) -> bool:
+        done = self._stage_dir(stage) / STAGE_DONE
+        if not done.is_file():
+            return False
+        self.model.load_state_dict(load_file(done))
+        self.history[stage] = json.loads((done.parent / "stage.json").read_text())
+        logger.info("resume: stage %s already finished", stage)
+        return True
+
+    def _mark_finished(self, stage: str) -> None:
+        folder = self._stage_dir(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, folder / STAGE_DONE)
+        (folder / "stage.json").write_text(json.dumps(self.history[stage], indent=2))
+
+    def _caches_for_top(self):
+        """Trunk activations: augmented views of the training photos, one eval view of validation photos."""
+        if self._caches is None:
+            trunk = model_parts.trunk(self.model, self.cfg.top_stages)
+            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.num_workers}
+            self._caches = {
+                "train": cache_activations(trunk, self.splits["train"], train_transform(self.config),
+                                           views=self.cfg.train_views, desc="caching train views", **common),
+                "validation": cache_activations(trunk, self.splits["validation"], eval_transform(self.config),
+                                                desc="caching validation", **common),
+            }
+        return self._caches
+
+    def _fit(self, stage: str, net: torch.nn.Module, train, val, epochs: float, lr: float, optimizer=None) -> dict:
+        trainable = model_parts.set_trainable(self.model, net) if optimizer is None else \
+            sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        args = _training_args(self.cfg, stage, epochs, lr, self.device)
+        trainer = Trainer(
+            model=model_parts.LogitsWithLoss(net), args=args, train_dataset=train, eval_dataset=val,
+            compute_metrics=_compute_metrics, optimizers=(optimizer, None),
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience)],
+        )
+        checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
+        started = time.time()
+        trainer.train(resume_from_checkpoint=bool(self.cfg.resume and checkpoints) or None)
+        metrics = trainer.evaluate()
+        return {"trainable_params": trainable, "epochs": epochs, "lr": lr, "seconds": round(time.time() - started, 1),
+                "validation": {k.removeprefix("eval_"): v for k, v in metrics.items()},
+                "best_checkpoint": trainer.state.best_model_checkpoint}
+
+    def _stage_head(self) -> dict:
+        caches = self._caches_for_top()
+        features = model_parts.top_features(self.model, self.cfg.top_stages).eval()
+        with torch.no_grad():
+            train, val = caches["train"].mapped(features), caches["validation"].mapped(features)
+        head = self.model.get_classifier()
+        return self._fit("head", head, train, val, self.cfg.epochs_head, self.cfg.lr_head)
+
+    def _stage_top(self) -> dict:
+        caches = self._caches_for_top()
+        return self._fit("top", model_parts.top(self.model, self.cfg.top_stages), caches["train"],
+                         caches["validation"], self.cfg.epochs_top, self.cfg.lr_top)
+
+    def _stage_full(self) -> dict:
+        self._caches = None  # free the activation cache before full-resolution training
+        if self.cfg.epochs_full <= 0:
+            return {"skipped": True}
+        train_cfg = data_config(self.model, self.cfg.full_image_size or self.config["input_size"][-1])
+        train = self.splits["train"].with_transform(batch_transform(train_transform(train_cfg)))
+        val = self.splits["validation"].with_transform(batch_transform(eval_transform(self.config)))
+        self.model.requires_grad_(True)
+        groups = model_parts.layerwise_param_groups(self.model, self.cfg.lr_full_low, self.cfg.lr_full_high)
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
+        before = {k: v.clone() for k, v in self.model.state_dict().items()}
+        result = self._fit("full", self.model, train, val, self.cfg.epochs_full, self.cfg.lr_full_high, optimizer)
+        # best checkpoint by validation macro-F1 holds across stages too, not only within one
+        if result["validation"]["macro_f1"] < self.history["top"]["validation"]["macro_f1"]:
+            self.model.load_state_dict(before)
+            result["kept_previous_stage"] = True
+        return result
+
+    def _save(self, seconds: float) -> Path:
+        out = Path(self.cfg.out)
+        self.model.pretrained_cfg = {**self.model.pretrained_cfg, **{
+            k: self.config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
+        test = evaluate_rows(self.model, self.splits["test"], device=self.device)
+        validation = evaluate_rows(self.model, self.splits["validation"], device=self.device)
+        metrics = {"test": test, "validation": validation, "stages": self.history,
+                   "train_seconds": round(seconds, 1)}
+        metadata = {"backbone": self.cfg.backbone, "training": asdict(self.cfg),
+                    "data_fingerprint": self.data.fingerprint, "split_file": "split.csv",
+                    "split_sizes": {k: len(v) for k, v in self.splits.items()},
+                    "metrics": {"test": test, "validation": validation}}
+        save_model_folder(self.model.to("cpu"), out, self.data.class_names, metadata)
+        if self.split_csv.resolve() != (out / "split.csv").resolve():
+            shutil.copy(self.split_csv, out / "split.csv")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return out
+
+
+def train(cfg: TrainConfig) -> Path:
+    return StagedTrainer(cfg).run()

@@ -1,0 +1,56 @@
+"""Preprocessing driven by the model's own `pretrained_cfg` (input size, mean/std, crop, interpolation).
+
+Eval is timm's deterministic transform. Training is the seed design's 9-step augmentation, written out
+because timm's `create_transform` has no vertical flip, rotation or blur steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm.data
+import torch
+from torchvision import transforms as T
+
+from .images import load_image
+
+
+def data_config(model: torch.nn.Module, image_size: int | None = None) -> dict[str, Any]:
+    """timm's resolved data config, optionally at another square resolution (e.g. low-res training)."""
+    config = timm.data.resolve_model_data_config(model)
+    if image_size is not None:
+        config["input_size"] = (3, image_size, image_size)
+    return config
+
+
+def eval_transform(config: dict[str, Any]) -> T.Compose:
+    return timm.data.create_transform(**config, is_training=False)
+
+
+def train_transform(config: dict[str, Any]) -> T.Compose:
+    size = config["input_size"][-1]
+    interpolation = T.InterpolationMode(config.get("interpolation", "bicubic"))
+    return T.Compose([
+        T.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=interpolation),
+        T.RandomHorizontalFlip(0.5),
+        T.RandomVerticalFlip(0.2),
+        T.RandomRotation(20, interpolation=T.InterpolationMode.BILINEAR),
+        T.ColorJitter(0.2, 0.2, 0.2, 0.05),
+        T.RandomApply([T.GaussianBlur(kernel_size=3)], p=0.2),
+        T.ToTensor(),
+        T.Normalize(config["mean"], config["std"]),
+        T.RandomErasing(p=0.1),
+    ])
+
+
+def batch_transform(transform: T.Compose):
+    """A `datasets.set_transform` function: undecoded image dicts in, `pixel_values` tensors out."""
+
+    def apply(batch: dict[str, list]) -> dict[str, list]:
+        images = [load_image(img.get("bytes") or img["path"], name=img.get("path")) for img in batch["image"]]
+        out = {"pixel_values": [transform(image) for image in images]}
+        if "label" in batch:
+            out["labels"] = batch["label"]
+        return out
+
+    return apply

@@ -1,0 +1,55 @@
+import time
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from cropdx_hf.backbones import BACKBONES, WeightsUnavailableError, create_backbone, offline_weight_path
+from cropdx_hf.predict import Predictor
+
+OFFLINE = [name for name, b in BACKBONES.items() if b.wheel_module]
+CAT_CLASSES = {281, 282, 283, 284, 285, 286, 287}  # ImageNet tabby .. lynx, the cat family
+
+
+def test_offline_backbones_have_their_weight_wheels_installed():
+    assert OFFLINE == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenetv2_100"]
+    assert all(offline_weight_path(BACKBONES[n]) for n in OFFLINE)
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_offline_weights_are_real_imagenet_weights(name):
+    """A random or wrongly mapped network cannot call scikit-image's cat photo a cat with confidence."""
+    predictor = Predictor.from_backbone(name)
+    probs = predictor.probabilities([Image.fromarray(skdata.chelsea())])[0]
+    top = probs.topk(3)
+    assert int(top.indices[0]) in CAT_CLASSES
+    assert float(probs[sorted(CAT_CLASSES)].sum()) > 0.6
+    assert "cat" in predictor.label_names[int(top.indices[0])].lower()
+
+
+def test_new_head_replaces_the_imagenet_classifier():
+    model = create_backbone("mobilenetv2_100", num_classes=15)
+    assert model.get_classifier().out_features == 15
+    reference = create_backbone("mobilenetv2_100")
+    assert torch.equal(model.conv_stem.weight, reference.conv_stem.weight), "the trunk keeps ImageNet weights"
+
+
+def test_hub_only_backbones_fail_clearly_and_fast_offline():
+    started = time.time()
+    with pytest.raises(WeightsUnavailableError, match="efficientnet_lite0"):
+        create_backbone("resnet50", num_classes=15)
+    assert time.time() - started < 30
+
+
+def test_random_init_needs_the_explicit_flag_and_warns():
+    with pytest.raises(WeightsUnavailableError, match="allow_random_init"):
+        create_backbone("resnet50", pretrained=False)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        model = create_backbone("mobilenetv3_small_100", num_classes=15, pretrained=False, allow_random_init=True)
+    assert model.get_classifier().out_features == 15
+
+
+def test_unknown_backbone_names_the_choices():
+    with pytest.raises(KeyError, match="efficientnet_lite0"):
+        create_backbone("vgg16")

@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cropdx_hf.backbones import create_backbone
+from cropdx_hf.labels import CLASS_IDS
+from cropdx_hf.model_folder import ModelFolderError, load_model_folder, read_config, save_model_folder
+from cropdx_hf.predict import Predictor
+from tests.conftest import LEAVES
+
+CLEAN_LOADERS = r'''
+import importlib.abc, json, sys
+
+class BlockCropdx(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cropdx_hf":
+            raise ImportError("cropdx_hf is not available in this environment")
+
+sys.meta_path.insert(0, BlockCropdx())
+try:
+    import cropdx_hf  # noqa: F401
+    sys.exit("cropdx_hf must not be importable here")
+except ImportError:
+    pass
+
+import timm, torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+model_dir, images = sys.argv[1], sys.argv[2:]
+pil = [Image.open(p).convert("RGB") for p in images]
+top3 = lambda probs, names: [[names[i], float(probs[i])] for i in probs.topk(3).indices.tolist()]
+
+pipe = pipeline("image-classification", model=model_dir, device="cpu")
+out = {"pipeline": [[[r["label"], r["score"]] for r in pipe(img, top_k=3)] for img in pil]}
+
+processor = AutoImageProcessor.from_pretrained(model_dir)
+auto = AutoModelForImageClassification.from_pretrained(model_dir).eval()
+with torch.no_grad():
+    probs = auto(**processor(pil, return_tensors="pt")).logits.softmax(-1)
+out["auto"] = [top3(p, auto.config.id2label) for p in probs]
+
+model = timm.create_model(f"local-dir:{model_dir}", pretrained=True).eval()
+transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
+with torch.no_grad():
+    probs = model(torch.stack([transform(img) for img in pil])).softmax(-1)
+out["timm"] = [top3(p, dict(enumerate(model.pretrained_cfg["label_names"]))) for p in probs]
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A freshly saved folder: the format under test, whatever the release models hold."""
+    model = create_backbone("efficientnet_lite0", num_classes=len(CLASS_IDS))
+    return save_model_folder(model, tmp_path_factory.mktemp("model"), list(CLASS_IDS), {"note": "test"})
+
+
+def test_folder_holds_timm_and_transformers_fields(model_dir):
+    config = read_config(model_dir)
+    assert config["architecture"] == "tf_efficientnet_lite0"
+    assert config["num_classes"] == 15 and config["label_names"] == list(CLASS_IDS)
+    assert config["id2label"]["3"] == CLASS_IDS[3] and config["label2id"][CLASS_IDS[3]] == 3
+    assert "num_classes" not in config.get("model_args", {})  # would break TimmWrapper loading
+    assert config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
+    assert config["cropdx"] == {"note": "test"}
+    preprocessor = json.loads((model_dir / "preprocessor_config.json").read_text())
+    assert preprocessor["data_config"]["input_size"] == [3, 224, 224]
+
+
+def test_loads_without_cropdx_with_the_same_top3(model_dir, tmp_path):
+    images = sorted(str(p) for p in LEAVES.glob("*/*"))[::9]
+    result = subprocess.run([sys.executable, "-c", CLEAN_LOADERS, str(model_dir), *images],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    predictor = Predictor.from_folder(model_dir)
+    for i, image in enumerate(images):
+        ours = [(p.class_name, p.probability) for p in predictor.predict(image)]
+        for loader in ("pipeline", "auto", "timm"):
+            theirs = loaded[loader][i]
+            assert [name for name, _ in theirs] == [name for name, _ in ours], (loader, image)
+            assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(theirs, ours, strict=True)), loader
+
+
+def test_reload_gives_the_same_logits(model_dir, leaf_image):
+    a = Predictor.from_folder(model_dir).probabilities([leaf_image])
+    b = Predictor.from_folder(model_dir).probabilities([leaf_image])
+    assert (a - b).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    ("missing_dir", "no such model folder"),
+    ("no_weights", "missing model.safetensors"),
+    ("bad_json", "invalid JSON"),
+    ("not_timm", "missing architecture"),
+    ("wrong_weights", "weights do not load"),
+])
+def test_broken_folders_give_one_clear_error(model_dir, tmp_path, breakage, message):
+    folder = tmp_path / "model"
+    if breakage != "missing_dir":
+        folder.mkdir()
+        (folder / "config.json").write_text((model_dir / "config.json").read_text())
+        (folder / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    if breakage == "no_weights":
+        (folder / "model.safetensors").unlink()
+    elif breakage == "bad_json":
+        (folder / "config.json").write_text("{not json")
+    elif breakage == "not_timm":
+        (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    elif breakage == "wrong_weights":
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "architecture": "mobilenetv2_100"}))
+    with pytest.raises(ModelFolderError, match=message):
+        load_model_folder(folder)
