@@ -8,13 +8,16 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
 from .backbones import BACKBONES, WeightsUnavailableError
+from .calibration import DEFAULT_THRESHOLD
 from .data import DataError
 from .images import ImageError
 from .model_folder import ModelFolderError
+from .releases import DEFAULT_MODEL, describe_release, release_names, resolve_model
 
 USER_ERRORS = (DataError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
                ValueError)
@@ -33,7 +36,10 @@ def _eda(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
-    predictor = Predictor.from_backbone(args.backbone) if args.backbone else Predictor.from_folder(args.model)
+    if args.backbone:
+        predictor = Predictor.from_backbone(args.backbone)
+    else:
+        predictor = Predictor.from_folder(resolve_model(args.model))
     failed = 0
     results = {}
     for image in args.images:
@@ -53,6 +59,64 @@ def _predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .evaluation import calibrate
+
+    result = calibrate(resolve_model(args.model), args.data)
+    print(f"temperature {result['temperature']:.3f}, threshold {result['threshold']:.2f}: "
+          f"{result['threshold_reason']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .eval_report import write_report
+    from .evaluation import full_metrics, predict_split, write_metrics
+    from .model_folder import read_config
+
+    model_dir = resolve_model(args.model)
+    threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
+    pred = predict_split(model_dir, args.data, args.split)
+    metrics = {**full_metrics(pred, threshold), "skipped_classes": pred.skipped_classes}
+    if pred.skipped_classes:
+        print(f"skipped classes without a counterpart: {', '.join(pred.skipped_classes)}")
+    out = Path(args.out)
+    write_metrics(out / "metrics.json", metrics)
+    write_report(pred, metrics, threshold, out)
+    print(f"{metrics['n']} photos: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+          f"top-3 {metrics['top3_accuracy']:.4f}; wrote {out}/metrics.json and report.md")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_releases, write_comparison
+
+    result = compare_releases(runs=args.runs)
+    out = write_comparison(result, args.out)
+    print((out / "compare.md").read_text())
+    return 0
+
+
+def _cards(args: argparse.Namespace) -> int:
+    from .cards import write_cards
+
+    for path in write_cards(args.models or release_names(), args.out, args.namespace):
+        print(f"wrote {path}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    releases = [describe_release(name) for name in release_names()]
+    if args.json:
+        print(json.dumps(releases, indent=2))
+        return 0
+    for r in releases:
+        test = r["test_metrics"] or {}
+        print(f"{r['name']:<22}{' (default)' if r['default'] else '':<11}{r['params'] or 0:>11,} params  "
+              f"{r['size_mb']:>6} MB  test acc {test.get('accuracy', float('nan')):.4f}  "
+              f"macro-F1 {test.get('macro_f1', float('nan')):.4f}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -77,12 +141,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="top-k classes for one or more photos")
     predict.add_argument("images", nargs="+")
-    source = predict.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a model folder")
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument("--model", help=f"release name or model folder (default: {DEFAULT_MODEL})")
     source.add_argument("--backbone", choices=sorted(BACKBONES), help="bare ImageNet backbone (install check)")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_predict)
+
+    calibrate = sub.add_parser("calibrate", help="fit temperature and abstain threshold on the validation split")
+    calibrate.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    calibrate.add_argument("--data", required=True, help="the data the model was trained on")
+    calibrate.set_defaults(func=_calibrate)
+
+    evaluate = sub.add_parser("evaluate", help="metrics.json, plots and report.md for a model on labelled photos")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    evaluate.add_argument("--data", required=True, help="image folder; class names may be any known alias")
+    evaluate.add_argument("--out", required=True)
+    evaluate.add_argument("--split", choices=["auto", "test", "validation", "all"], default="auto",
+                          help="auto: the model's test split when its split covers the data, else every photo")
+    evaluate.set_defaults(func=_evaluate)
+
+    compare = sub.add_parser("compare", help="table, JSON and plot over the released models")
+    compare.add_argument("--out", default="reports/compare")
+    compare.add_argument("--runs", type=int, default=50, help="timed batch-1 runs per model")
+    compare.set_defaults(func=_compare)
+
+    cards = sub.add_parser("cards", help="regenerate the model cards from measured metrics")
+    cards.add_argument("models", nargs="*", help="release names (default: all)")
+    cards.add_argument("--out", default="model_cards")
+    cards.add_argument("--namespace", default="cropdx", help="Hub namespace used in the usage snippets")
+    cards.set_defaults(func=_cards)
+
+    models = sub.add_parser("models", help="list the released models with their measured test metrics")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=_models)
 
     from .train import TrainConfig  # the recipe's dataclass is the single source of its options
 

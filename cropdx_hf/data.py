@@ -97,7 +97,7 @@ def _load_raw(source: str | Path) -> datasets.Dataset:
     path = Path(source)
     try:
         if path.is_dir():
-            raw = datasets.load_dataset("imagefolder", data_dir=str(path), split="train")
+            raw = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", drop_labels=False)
         elif path.exists() or str(source).startswith((".", "/")):
             raise DataError(f"{source}: not a folder of class sub-folders")
         else:

@@ -73,6 +73,13 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     return config
 
 
+def update_metadata(model_dir: str | Path, values: dict[str, Any]) -> None:
+    """Merge `values` into config.json's `cropdx` section (e.g. a fitted temperature), keeping the rest."""
+    config = read_config(model_dir)
+    config["cropdx"] = {**config.get("cropdx", {}), **values}
+    (Path(model_dir) / CONFIG).write_text(json.dumps(config, indent=2))
+
+
 def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and its config; errors name the folder and the problem."""
     config = read_config(model_dir)

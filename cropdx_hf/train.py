@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from safetensors.torch import load_file, save_file
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from . import model_parts
 from .backbones import create_backbone
@@ -56,6 +57,8 @@ class TrainConfig:
     lr_full_low: float = 1e-5
     lr_full_high: float = 5e-5
     batch_size: int = 32
+    cache_batch_size: int = field(default=8, metadata={"help": "small batches: big ones spend more time in page "
+                                                                 "faults than in convolutions on CPU"})
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     label_smoothing: float = 0.1
@@ -116,13 +119,17 @@ def _compute_metrics(eval_pred) -> dict[str, float]:
 class StagedTrainer:
     """Runs the stages in order, skipping those a previous run finished (with --resume)."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None):
         self.cfg = cfg
+        self.callbacks = callbacks or []
         self.device = resolve_device(cfg.device)
+        # one process per device under torchrun/accelerate: only the main one writes files
+        self.state = PartialState(cpu=self.device == "cpu")
         set_seed(cfg.seed)
-        self.data = load_leaf_dataset(cfg.data, cfg.classes)
         split_csv = cfg.split_csv or str(Path(cfg.out) / "split.csv")
-        self.splits = split_dataset(self.data, split_csv)
+        with self.state.main_process_first():  # the main process writes the split; the others reuse it
+            self.data = load_leaf_dataset(cfg.data, cfg.classes)
+            self.splits = split_dataset(self.data, split_csv)
         if cfg.max_train_samples:
             cap = cfg.max_train_samples
             self.splits = type(self.splits)(
@@ -138,7 +145,8 @@ class StagedTrainer:
         for stage in STAGES:
             if self.cfg.resume and self._load_finished(stage):
                 continue
-            self.history[stage] = getattr(self, f"_stage_{stage}")()
+            epochs = getattr(self.cfg, f"epochs_{stage}")
+            self.history[stage] = getattr(self, f"_stage_{stage}")() if epochs > 0 else {"skipped": True}
             self._mark_finished(stage)
         return self._save(time.time() - start)
 
@@ -155,6 +163,8 @@ class StagedTrainer:
         return True
 
     def _mark_finished(self, stage: str) -> None:
+        if not self.state.is_main_process:
+            return
         folder = self._stage_dir(stage)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, folder / STAGE_DONE)
@@ -164,7 +174,8 @@ class StagedTrainer:
         """Trunk activations: augmented views of the training photos, one eval view of validation photos."""
         if self._caches is None:
             trunk = model_parts.trunk(self.model, self.cfg.top_stages)
-            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.num_workers}
+            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.num_workers,
+                      "batch_size": self.cfg.cache_batch_size}
             self._caches = {
                 "train": cache_activations(trunk, self.splits["train"], train_transform(self.config),
                                            views=self.cfg.train_views, desc="caching train views", **common),
@@ -180,13 +191,14 @@ class StagedTrainer:
         trainer = Trainer(
             model=model_parts.LogitsWithLoss(net), args=args, train_dataset=train, eval_dataset=val,
             compute_metrics=_compute_metrics, optimizers=(optimizer, None),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience)],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *self.callbacks],
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
         started = time.time()
         trainer.train(resume_from_checkpoint=bool(self.cfg.resume and checkpoints) or None)
         metrics = trainer.evaluate()
-        return {"trainable_params": trainable, "epochs": epochs, "lr": lr, "seconds": round(time.time() - started, 1),
+        return {"trainable_params": trainable, "epochs": epochs, "epochs_run": trainer.state.epoch, "lr": lr,
+                "seconds": round(time.time() - started, 1),
                 "validation": {k.removeprefix("eval_"): v for k, v in metrics.items()},
                 "best_checkpoint": trainer.state.best_model_checkpoint}
 
@@ -205,8 +217,6 @@ class StagedTrainer:
 
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
-        if self.cfg.epochs_full <= 0:
-            return {"skipped": True}
         train_cfg = data_config(self.model, self.cfg.full_image_size or self.config["input_size"][-1])
         train = self.splits["train"].with_transform(batch_transform(train_transform(train_cfg)))
         val = self.splits["validation"].with_transform(batch_transform(eval_transform(self.config)))
@@ -216,13 +226,16 @@ class StagedTrainer:
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
         result = self._fit("full", self.model, train, val, self.cfg.epochs_full, self.cfg.lr_full_high, optimizer)
         # best checkpoint by validation macro-F1 holds across stages too, not only within one
-        if result["validation"]["macro_f1"] < self.history["top"]["validation"]["macro_f1"]:
+        previous = self.history["top"].get("validation", {}).get("macro_f1", -1.0)
+        if result["validation"]["macro_f1"] < previous:
             self.model.load_state_dict(before)
             result["kept_previous_stage"] = True
         return result
 
     def _save(self, seconds: float) -> Path:
         out = Path(self.cfg.out)
+        if not self.state.is_main_process:
+            return out
         self.model.pretrained_cfg = {**self.model.pretrained_cfg, **{
             k: self.config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
         test = evaluate_rows(self.model, self.splits["test"], device=self.device)

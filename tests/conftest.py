@@ -41,3 +41,18 @@ def fixture_dataset():
     from cropdx_hf.data import load_leaf_dataset
 
     return load_leaf_dataset(LEAVES)
+
+
+TINY = {"image_size": 64, "batch_size": 8, "epochs_head": 4, "epochs_top": 2, "epochs_full": 1,
+        "lr_head": 5e-3, "train_views": 1}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A real three-stage run on the fixture photos at 64 px (about 20 s): (StagedTrainer, model folder)."""
+    from cropdx_hf.train import StagedTrainer, TrainConfig
+
+    out = tmp_path_factory.mktemp("run") / "model"
+    trainer = StagedTrainer(TrainConfig(data=str(LEAVES), out=str(out), backbone="mobilenetv2_100", **TINY))
+    trainer.run()
+    return trainer, out

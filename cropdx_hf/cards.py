@@ -1,0 +1,98 @@
+"""Model cards from measured numbers: huggingface_hub `ModelCardData` + a Jinja template, no typed figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .backbones import get_backbone
+from .model_folder import read_config
+from .releases import STANDS_IN_FOR, resolve_model
+
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
+LICENSE = "cc-by-sa-3.0"  # PlantVillage's licence as usually cited; its share-alike terms carry to the weights
+# Hub checkpoints of the same TF-ported ImageNet weights. MobileNetV2's are torchvision's IMAGENET1K_V1,
+# which no Hub repo holds (timm's mobilenetv2_100.ra_in1k is a different training), so it names none.
+BASE_MODELS = {
+    "tf_efficientnet_lite0": "timm/tf_efficientnet_lite0.in1k",
+    "tf_efficientnet_lite1": "timm/tf_efficientnet_lite1.in1k",
+    "tf_efficientnet_lite2": "timm/tf_efficientnet_lite2.in1k",
+}
+
+
+def _eval_results(test: dict[str, Any], name: str) -> list[EvalResult]:
+    common = {"task_type": "image-classification", "dataset_type": "plantvillage",
+              "dataset_name": "PlantVillage tomato/potato/pepper (leaf-grouped test split)", "dataset_split": "test"}
+    return [EvalResult(metric_type=metric, metric_value=round(test[key], 4), metric_name=label, **common)
+            for metric, key, label in (("accuracy", "accuracy", "Accuracy"), ("f1", "macro_f1", "Macro F1"),
+                                       ("accuracy", "top3_accuracy", "Top-3 accuracy"))]
+
+
+def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCard:
+    config = read_config(model_dir)
+    meta = config["cropdx"]
+    name = model_dir.name
+    test = json.loads((model_dir / EVAL_DIR / "metrics.json").read_text())
+    train_metrics = json.loads((model_dir / "metrics.json").read_text())
+    backbone = get_backbone(meta["backbone"])
+    stand_in = STANDS_IN_FOR.get(name)
+    card_data = ModelCardData(
+        model_name=name, license=LICENSE, library_name="timm", pipeline_tag="image-classification",
+        tags=["image-classification", "timm", "plant-disease", "agriculture", "plantvillage", "safetensors"],
+        datasets=["plantvillage"], base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
+        eval_results=_eval_results(test, name),
+    )
+    training = meta["training"]
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE), name=name, repo_id=repo_id, architecture=config["architecture"],
+        stand_in=(f"It stands in for {stand_in}, whose ImageNet weights cannot be downloaded on the machines this "
+                  f"model was trained on; its own weights came from {backbone.weights}." if stand_in else
+                  f"ImageNet weights: {backbone.weights}."),
+        stand_in_limitation=(f"{config['architecture']} stands in for {stand_in}: compare against that backbone "
+                             "before assuming the same accuracy." if stand_in else "None beyond the above."),
+        threshold=f"{meta['threshold']:.2f}", threshold_reason=meta["threshold_reason"],
+        temperature=f"{meta['temperature']:.3f}",
+        calibration={k: f"{meta['calibration'][k]:.4f}" for k in ("ece_before", "ece_after")},
+        n_images=sum(meta["split_sizes"].values()), fingerprint=meta["data_fingerprint"],
+        split_sizes=", ".join(f"{k} {v:,}" for k, v in meta["split_sizes"].items()),
+        training=training, stages=_stage_lines(train_metrics["stages"], training),
+        input_size=config["pretrained_cfg"]["input_size"][-1], mean=config["pretrained_cfg"]["mean"],
+        std=config["pretrained_cfg"]["std"], train_minutes=round(train_metrics["train_seconds"] / 60, 1),
+        hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
+    )
+
+
+def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]:
+    what = {"head": "head only, on cached pooled features",
+            "top": f"top {training['top_stages']} block stages + head, on cached activations of "
+                   f"{training['train_views']} augmented views per photo",
+            "full": "all layers, layer-wise learning rates"}
+    lines = []
+    for stage, info in stages.items():
+        if info.get("skipped"):
+            lines.append(f"{what[stage]}: skipped")
+            continue
+        val = info["validation"]
+        lines.append(f"{what[stage]}: {info['trainable_params']:,} trainable parameters, lr {info['lr']:g}, "
+                     f"{info.get('epochs_run', info['epochs'])} epochs, {info['seconds'] / 60:.1f} min; validation "
+                     f"macro-F1 {val['macro_f1']:.4f}" + (" (kept the previous stage's weights: no gain)"
+                                                         if info.get("kept_previous_stage") else ""))
+    return lines
+
+
+def write_cards(names: list[str], out_dir: str | Path, namespace: str = "cropdx") -> list[Path]:
+    """Each release's README.md (the Hub card) and a copy in `out_dir` with plot links into the release."""
+    written = []
+    for name in names:
+        model_dir = resolve_model(name)
+        repo_id = f"{namespace}/{name}"
+        build_card(model_dir, repo_id).save(model_dir / "README.md")
+        copy = Path(out_dir) / f"{name}.md"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        build_card(model_dir, repo_id, plots=f"../models/{name}/{EVAL_DIR}").save(copy)
+        written += [model_dir / "README.md", copy]
+    return written

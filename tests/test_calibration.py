@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from cropdx_hf import calibration
+from cropdx_hf.eval_report import confused_pairs
+from cropdx_hf.evaluation import Predictions, full_metrics
+
+
+def test_ece_known_answers():
+    labels = np.array([0, 0, 1, 1])
+    sure_and_right = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert calibration.expected_calibration_error(sure_and_right, labels) == 0.0
+    sure_half_wrong = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert calibration.expected_calibration_error(sure_half_wrong, labels) == pytest.approx(0.5)
+
+
+def test_temperature_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 5))
+    labels = np.array([rng.choice(5, p=p) for p in calibration.softmax(true_logits)])
+    fitted = calibration.fit_temperature(3.0 * true_logits, labels)  # a model 3x too sure of itself
+    assert fitted == pytest.approx(3.0, rel=0.1)
+    before = calibration.expected_calibration_error(calibration.softmax(3.0 * true_logits), labels)
+    after = calibration.expected_calibration_error(calibration.softmax(3.0 * true_logits, fitted), labels)
+    assert after < before / 3
+
+
+def test_selective_accuracy_and_coverage():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    result = calibration.selective(probs, labels, 0.7)
+    assert result == {"threshold": 0.7, "coverage": 0.5, "selective_accuracy": 1.0}
+    assert calibration.selective(probs, labels, 0.5)["selective_accuracy"] == pytest.approx(0.5)
+
+
+def test_threshold_choice_keeps_the_floor_and_explains_itself():
+    high = [{"threshold": t, "coverage": 1.0, "selective_accuracy": 0.999} for t in (0.3, 0.5, 0.8)]
+    chosen, reason = calibration.choose_threshold(high)
+    assert chosen == 0.70 and "floor" in reason
+    late = [{"threshold": 0.5, "coverage": 1.0, "selective_accuracy": 0.98},
+            {"threshold": 0.85, "coverage": 0.9, "selective_accuracy": 0.996}]
+    assert calibration.choose_threshold(late)[0] == 0.85
+
+
+def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
+    names = ["Tomato_healthy", "Tomato_Late_blight", "Potato___Late_blight"]
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    logits = np.log(np.array([
+        [0.8, 0.1, 0.1], [0.3, 0.6, 0.1],     # class 0: one right, one called class 1
+        [0.1, 0.8, 0.1], [0.1, 0.65, 0.25],   # class 1: both right
+        [0.1, 0.1, 0.8], [0.05, 0.9, 0.05],   # class 2: one right, one called class 1 (cross-crop)
+    ]))
+    pred = Predictions(logits, labels, fixture_dataset.rows.select(range(6)), names)
+    m = full_metrics(pred, threshold=0.7)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # class 1: precision 2/4, recall 1 -> F1 2/3; classes 0 and 2: precision 1, recall 1/2 -> F1 2/3
+    assert m["macro_f1"] == pytest.approx(2 / 3)
+    assert m["per_class"]["Tomato_Late_blight"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3),
+                                                    "support": 2}
+    assert m["top3_accuracy"] == 1.0 and m["n"] == 6
+    assert m["at_threshold"]["coverage"] == pytest.approx(4 / 6)  # the 0.8s and the 0.9 are answered
+    assert m["at_threshold"]["selective_accuracy"] == pytest.approx(3 / 4)
+    assert m["ece_before_calibration"] == m["ece_after_calibration"]  # temperature 1
+    matrix = np.array([[1, 1, 0], [0, 2, 0], [0, 1, 1]])
+    assert confused_pairs(matrix, names) == [
+        {"true": "Tomato_healthy", "predicted": "Tomato_Late_blight", "count": 1, "rate": 0.5},
+        {"true": "Potato___Late_blight", "predicted": "Tomato_Late_blight", "count": 1, "rate": 0.5}]

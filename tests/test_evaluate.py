@@ -1,0 +1,85 @@
+"""Calibration, `cropdx evaluate` and model cards on the tiny model trained from the fixture photos."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from cropdx_hf.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
+from cropdx_hf.cli import main
+from cropdx_hf.evaluation import calibrate
+from cropdx_hf.model_folder import read_config
+from tests.conftest import LEAVES
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained):
+    _, model_dir = trained
+    calibrate(model_dir, LEAVES)
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(LEAVES), "--split", "all",
+                 "--out", str(model_dir / EVAL_DIR)]) == 0
+    return model_dir, json.loads((model_dir / EVAL_DIR / "metrics.json").read_text())
+
+
+def test_calibration_is_stored_in_the_model_config(evaluated):
+    meta = read_config(evaluated[0])["cropdx"]
+    assert meta["temperature"] > 0 and 0.3 <= meta["threshold"] < 1.0
+    assert meta["threshold_reason"] and meta["calibration"]["split"] == "validation"
+    assert len(meta["calibration"]["sweep"]) == 70
+
+
+def test_evaluate_writes_metrics_plots_and_a_computed_report(evaluated):
+    model_dir, m = evaluated
+    assert m["n"] == 45 and set(m["per_class"]) <= set(read_config(model_dir)["label_names"])
+    for key in ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "ece_before_calibration",
+                "ece_after_calibration"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["top3_accuracy"] >= m["accuracy"]
+    assert sum(row["support"] for row in m["per_class"].values()) == 45
+    for plot in ("confusion_matrix", "correct", "incorrect", "reliability", "threshold_sweep"):
+        assert (model_dir / EVAL_DIR / f"{plot}.png").stat().st_size > 5_000, plot
+    report = (model_dir / EVAL_DIR / "report.md").read_text()
+    assert f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}" in report
+    assert "Most-confused pairs" in report and "wrong answers" in report
+
+
+def test_foreign_class_names_are_mapped_and_unknown_ones_listed(evaluated, tmp_path, capsys):
+    model_dir, _ = evaluated
+    data = tmp_path / "plantdoc"
+    shutil.copytree(LEAVES / "Tomato_Early_blight", data / "Tomato Early blight leaf")
+    shutil.copytree(LEAVES / "Tomato_healthy", data / "Tomato leaf")
+    shutil.copytree(LEAVES / "Tomato_healthy", data / "Apple Scab Leaf")
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(data), "--split", "all",
+                 "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["n"] == 6 and m["skipped_classes"] == ["Apple Scab Leaf"]
+    assert set(m["per_class"]) >= {"Tomato_Early_blight", "Tomato_healthy"}
+    assert "Apple Scab Leaf" in capsys.readouterr().out
+
+
+def test_a_folder_with_no_usable_class_is_a_clear_error(evaluated, tmp_path, capsys):
+    model_dir, _ = evaluated
+    shutil.copytree(LEAVES / "Tomato_healthy", tmp_path / "data" / "Grape leaf")
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "eval")]) == 2
+    assert "none of its classes ['Grape leaf'] maps to a cropdx class" in capsys.readouterr().err
+
+
+def test_model_card_yaml_and_numbers_come_from_the_measurements(evaluated):
+    model_dir, m = evaluated
+    card = build_card(model_dir, "cropdx/tiny")
+    front = yaml.safe_load(str(card).split("---")[1])
+    assert front["license"] == LICENSE and front["library_name"] == "timm"
+    assert front["pipeline_tag"] == "image-classification" and "plant-disease" in front["tags"]
+    assert front["datasets"] == ["plantvillage"]
+    assert front.get("base_model") == BASE_MODELS.get(read_config(model_dir)["architecture"])
+    results = front["model-index"][0]["results"][0]
+    assert results["dataset"]["split"] == "test"
+    values = {metric["name"]: metric["value"] for metric in results["metrics"]}
+    assert values == {"Accuracy": round(m["accuracy"], 4), "Macro F1": round(m["macro_f1"], 4),
+                      "Top-3 accuracy": round(m["top3_accuracy"], 4)}
+    body = card.text
+    assert f"| macro-F1 | {m['macro_f1']:.4f} |" in body
+    assert read_config(model_dir)["cropdx"]["data_fingerprint"] in body
+    assert "Hughes" in body and "Mohanty" in body and "not a substitute" in body

@@ -1,0 +1,103 @@
+"""Real (tiny) training runs on the fixture photos: 64 px, a few epochs, the full three-stage recipe."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from cropdx_hf import model_parts
+from cropdx_hf.predict import Predictor
+from cropdx_hf.train import STAGE_DONE, StagedTrainer, TrainConfig
+from tests.conftest import LEAVES, TINY
+
+
+def _last_state(folder):
+    last = max(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return json.loads((last / "trainer_state.json").read_text())
+
+
+def _eval_losses(out, stage):
+    return [entry["eval_loss"] for entry in _last_state(out / "checkpoints" / stage)["log_history"]
+            if "eval_loss" in entry]
+
+
+def test_the_head_stage_learns(trained):
+    _, out = trained
+    losses = _eval_losses(out, "head")
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_trainable_parameters_per_stage(trained):
+    trainer, _ = trained
+    model, history = trainer.model, trainer.history
+    head = sum(p.numel() for p in model.get_classifier().parameters())
+    top = sum(p.numel() for p in model_parts.top(model, 2).parameters())
+    assert head == 1280 * 15 + 15
+    assert history["head"]["trainable_params"] == head
+    assert history["top"]["trainable_params"] == top
+    assert history["full"]["trainable_params"] == sum(p.numel() for p in model.parameters())
+    assert head < top < history["full"]["trainable_params"]
+
+
+def test_model_folder_records_the_run_and_reloads_identically(trained):
+    trainer, out = trained
+    for name in ("config.json", "model.safetensors", "metrics.json", "split.csv"):
+        assert (out / name).is_file()
+    for stage in ("head", "top", "full"):
+        assert (out / "checkpoints" / stage / STAGE_DONE).is_file()
+        assert list((out / "checkpoints" / stage).glob("checkpoint-*"))
+    assert list((out / "runs" / "head").rglob("events.out.tfevents.*")), "TensorBoard logs by default"
+    meta = json.loads((out / "config.json").read_text())["cropdx"]
+    assert meta["data_fingerprint"] == trainer.data.fingerprint
+    assert meta["training"]["backbone"] == "mobilenetv2_100" and meta["training"]["seed"] == 42
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["n"] == len(trainer.splits["validation"])
+    assert 0.0 <= metrics["validation"]["macro_f1"] <= 1.0
+
+    images = sorted(LEAVES.glob("*/*"))[:6]
+    reloaded = Predictor.from_folder(out)
+    in_memory = Predictor(trainer.model.cpu(), trainer.data.class_names)
+    assert json.loads((out / "config.json").read_text())["pretrained_cfg"]["input_size"] == [3, 64, 64]
+    assert torch.allclose(reloaded.probabilities(images), in_memory.probabilities(images), atol=1e-5)
+
+
+def test_early_stopping_ends_a_stage_that_stops_improving(tmp_path):
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      patience=1, **{**TINY, "epochs_head": 10, "lr_head": 0.0, "epochs_top": 0, "epochs_full": 0})
+    trainer = StagedTrainer(cfg)
+    trainer.run()
+    assert trainer.history["head"]["epochs_run"] == 2  # epoch 1 sets the best, epoch 2 fails to beat it
+    assert trainer.history["top"] == {"skipped": True}
+
+
+def test_resume_skips_finished_stages_and_continues(trained, tmp_path):
+    import shutil
+
+    _, out = trained
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    (copy / "checkpoints" / "full" / STAGE_DONE).unlink()  # as if stopped during stage 3
+    (copy / "model.safetensors").unlink()
+    before = json.loads((copy / "checkpoints" / "top" / "stage.json").read_text())
+    cfg = TrainConfig(data=str(LEAVES), out=str(copy), backbone="mobilenetv2_100", resume=True,
+                      report_to="none", **TINY)
+    trainer = StagedTrainer(cfg)
+    trainer.run()
+    assert trainer.history["top"] == before, "a finished stage is loaded, not retrained"
+    assert (copy / "checkpoints" / "full" / STAGE_DONE).is_file() and (copy / "model.safetensors").is_file()
+
+
+def test_two_process_data_parallel_training(tmp_path):
+    out = tmp_path / "ddp"
+    args = ["train", "--data", str(LEAVES), "--out", str(out), "--backbone", "mobilenetv2_100",
+            "--report_to", "none", *[f"--{k}={v}" for k, v in TINY.items()]]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "cropdx_hf.cli", *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    state = _last_state(out / "checkpoints" / "full")
+    train_rows = sum(1 for line in (out / "split.csv").read_text().splitlines() if line.endswith(",train"))
+    # two processes share each epoch: each takes half the rows, so one epoch is half the single-process steps
+    assert state["max_steps"] == -(-train_rows // (2 * TINY["batch_size"]))
+    assert (out / "model.safetensors").is_file()
