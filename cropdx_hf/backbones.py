@@ -17,11 +17,9 @@ from pathlib import Path
 import timm
 import torch
 
+from .errors import WeightsUnavailableError
+
 logger = logging.getLogger(__name__)
-
-
-class WeightsUnavailableError(RuntimeError):
-    """No ImageNet weights can be had for this backbone on this machine."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .backbones import get_backbone
-from .model_folder import read_config
+from .model_config import read_config
 from .releases import STANDS_IN_FOR, resolve_model
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"

@@ -1,4 +1,8 @@
-"""`cropdx` command line: one subcommand per pipeline step, each a thin shell over the library."""
+"""`cropdx` command line: one subcommand per pipeline step, each a thin shell over the library.
+
+Library modules are imported inside each command: `cropdx predict --onnx` must run where torch is not
+installed, and `--help` should not pay for importing torch.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
-from .backbones import BACKBONES, WeightsUnavailableError
-from .calibration import DEFAULT_THRESHOLD
-from .data import DataError
+from .errors import DataError, ModelFolderError, WeightsUnavailableError
 from .images import ImageError
-from .model_folder import ModelFolderError
-from .releases import DEFAULT_MODEL, describe_release, release_names, resolve_model
+from .releases import DEFAULT_MODEL, describe_release, export_dir, release_names, resolve_model
+from .train_config import TrainConfig
 
 USER_ERRORS = (DataError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
                ValueError)
@@ -33,13 +33,20 @@ def _eda(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predictor(args: argparse.Namespace):
+    if args.onnx:
+        from .onnx_predict import ONNX_FP32, ONNX_INT8, OnnxPredictor
+
+        return OnnxPredictor(args.onnx, ONNX_INT8 if args.int8 else ONNX_FP32)
     from .predict import Predictor
 
     if args.backbone:
-        predictor = Predictor.from_backbone(args.backbone)
-    else:
-        predictor = Predictor.from_folder(resolve_model(args.model))
+        return Predictor.from_backbone(args.backbone)
+    return Predictor.from_folder(resolve_model(args.model))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    predictor = _predictor(args)
     failed = 0
     results = {}
     for image in args.images:
@@ -71,9 +78,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .calibration import DEFAULT_THRESHOLD
     from .eval_report import write_report
     from .evaluation import full_metrics, predict_split, write_metrics
-    from .model_folder import read_config
+    from .model_config import read_config
 
     model_dir = resolve_model(args.model)
     threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
@@ -86,6 +94,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     write_report(pred, metrics, threshold, out)
     print(f"{metrics['n']} photos: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
           f"top-3 {metrics['top3_accuracy']:.4f}; wrote {out}/metrics.json and report.md")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .data import load_leaf_dataset
+    from .evaluation import predict_split, select_split
+    from .export import export_model, record_in_release
+
+    model_dir = resolve_model(args.model)
+    out = Path(args.out or export_dir(model_dir.name))
+    dataset = load_leaf_dataset(args.data)
+    reference = predict_split(model_dir, dataset, args.split)
+    calibration_rows = select_split(dataset, model_dir / "split.csv", "train").shuffle(seed=42)
+    def sources(rows):
+        return [img.get("bytes") or img["path"] for img in rows["image"]]
+
+    report = export_model(model_dir, out, sources(calibration_rows.select(range(min(128, len(calibration_rows))))),
+                          sources(reference.rows), reference.labels, reference.logits)
+    if model_dir.name in release_names() and args.record:
+        record_in_release(model_dir, report)
+    fp32, int8 = report["fp32"], report["int8"]
+    print(f"wrote {out}: fp32 max |logit diff| {fp32['max_abs_logit_diff_vs_torch']:.2e}, p50 {fp32['p50_ms']} ms; "
+          f"INT8 {int8.get('setup', 'none')}: {int8['reason']}; recommended: {int8['recommended']}")
     return 0
 
 
@@ -120,7 +151,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .train import train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     out = train(cfg)
@@ -128,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cropdx", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     source = predict.add_mutually_exclusive_group()
     source.add_argument("--model", help=f"release name or model folder (default: {DEFAULT_MODEL})")
-    source.add_argument("--backbone", choices=sorted(BACKBONES), help="bare ImageNet backbone (install check)")
+    source.add_argument("--backbone", help="bare ImageNet backbone, e.g. efficientnet_lite0 (install check)")
+    source.add_argument("--onnx", help="an export folder: torch-free inference with onnxruntime")
+    predict.add_argument("--int8", action="store_true", help="with --onnx: the INT8 file")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_predict)
@@ -161,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="auto: the model's test split when its split covers the data, else every photo")
     evaluate.set_defaults(func=_evaluate)
 
+    export = sub.add_parser("export", help="ONNX and INT8 files via optimum, verified for parity, accuracy, speed")
+    export.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    export.add_argument("--data", required=True, help="the training data: calibration and verification photos")
+    export.add_argument("--out", help="export folder (default: exports/NAME)")
+    export.add_argument("--split", default="test", choices=["test", "validation", "all"], help="verification photos")
+    export.add_argument("--no-record", dest="record", action="store_false",
+                        help="do not write the figures into the release's config")
+    export.set_defaults(func=_export)
+
     compare = sub.add_parser("compare", help="table, JSON and plot over the released models")
     compare.add_argument("--out", default="reports/compare")
     compare.add_argument("--runs", type=int, default=50, help="timed batch-1 runs per model")
@@ -176,16 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=_models)
 
-    from .train import TrainConfig  # the recipe's dataclass is the single source of its options
+    # the recipe's dataclass is the single source of its options; HfArgumentParser imports torch, so only
+    # a `train` command line pays for it
+    parents = []
+    if with_train_options:
+        from transformers import HfArgumentParser
 
-    train = sub.add_parser("train", help="fine-tune a backbone with the three-stage recipe",
-                           parents=[HfArgumentParser(TrainConfig, add_help=False)])
+        parents = [HfArgumentParser(TrainConfig, add_help=False)]
+    train = sub.add_parser("train", help="fine-tune a backbone with the three-stage recipe", parents=parents)
     train.set_defaults(func=_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(with_train_options="train" in argv).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
+from .errors import DataError
 from .images import ImageError, load_image
 from .labels import resolve_label, select_classes
 
@@ -25,10 +26,6 @@ MANIFEST = "manifest.csv"
 # `<uuid>___<series> <number>[.k].JPG`; the data README defines groups from the series and the number.
 _PHOTO_NAME = re.compile(r"^(?P<series>.+?)\s*(?P<num>\d+)(?:\.\d+)?(?:jpg)?\.jpe?g$", re.IGNORECASE)
 PHOTO_BLOCK = 40
-
-
-class DataError(RuntimeError):
-    """The data cannot be used; the message names the folder or dataset and what is wrong."""
 
 
 @dataclass

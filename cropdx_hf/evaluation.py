@@ -18,9 +18,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import calibration
-from .data import DataError, LeafDataset, load_leaf_dataset
+from .data import LeafDataset, load_leaf_dataset
+from .errors import DataError
 from .metrics import load_metric
-from .model_folder import load_model_folder, update_metadata
+from .model_config import update_metadata
+from .model_folder import load_model_folder
 from .splits import split_dataset
 from .transforms import batch_transform, data_config, eval_transform
 
@@ -100,7 +102,7 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
     split covers the data, otherwise every photo, e.g. field photos from another source)."""
     model, config = load_model_folder(model_dir)
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
-    rows = _select_split(dataset, Path(model_dir) / "split.csv", split)
+    rows = select_split(dataset, Path(model_dir) / "split.csv", split)
     names = config["label_names"]
     unknown = sorted(set(dataset.class_names) - set(names))
     if unknown:
@@ -115,7 +117,7 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
                        sorted({*dataset.skipped_classes, *unknown}))
 
 
-def _select_split(dataset: LeafDataset, split_csv: Path, split: str) -> datasets.Dataset:
+def select_split(dataset: LeafDataset, split_csv: Path, split: str) -> datasets.Dataset:
     if split == "all":
         return dataset.rows
     try:

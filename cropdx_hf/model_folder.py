@@ -17,13 +17,8 @@ import torch
 from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-PREPROCESSOR = "preprocessor_config.json"
-
-
-class ModelFolderError(RuntimeError):
-    """The folder is not a cropdx/timm model folder; the message says what is missing."""
+from .errors import ModelFolderError
+from .model_config import CONFIG, PREPROCESSOR, WEIGHTS, read_config
 
 
 def save_model_folder(
@@ -53,31 +48,6 @@ def _write_preprocessor(out: Path) -> None:
     from transformers import TimmWrapperImageProcessor  # heavy; only needed when a folder is written
 
     TimmWrapperImageProcessor.from_pretrained(str(out)).to_json_file(str(out / PREPROCESSOR))
-
-
-def read_config(model_dir: str | Path) -> dict[str, Any]:
-    path = Path(model_dir)
-    config_path = path / CONFIG
-    if not path.is_dir():
-        raise ModelFolderError(f"{model_dir}: no such model folder")
-    missing = [name for name in (CONFIG, WEIGHTS) if not (path / name).is_file()]
-    if missing:
-        raise ModelFolderError(f"{model_dir}: not a model folder (missing {', '.join(missing)})")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFolderError(f"{config_path}: invalid JSON ({exc})") from exc
-    absent = [k for k in ("architecture", "num_classes", "label_names", "pretrained_cfg") if k not in config]
-    if absent:
-        raise ModelFolderError(f"{config_path}: not a timm model config (missing {', '.join(absent)})")
-    return config
-
-
-def update_metadata(model_dir: str | Path, values: dict[str, Any]) -> None:
-    """Merge `values` into config.json's `cropdx` section (e.g. a fitted temperature), keeping the rest."""
-    config = read_config(model_dir)
-    config["cropdx"] = {**config.get("cropdx", {}), **values}
-    (Path(model_dir) / CONFIG).write_text(json.dumps(config, indent=2))
 
 
 def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import timm.data
@@ -12,16 +11,8 @@ import torch
 from .backbones import create_backbone
 from .images import load_image
 from .model_folder import load_model_folder
+from .results import Prediction
 from .transforms import data_config, eval_transform
-
-
-@dataclass(frozen=True)
-class Prediction:
-    class_name: str
-    probability: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Predictor:

@@ -10,7 +10,8 @@ from typing import Any
 
 from safetensors import safe_open
 
-from .model_folder import CONFIG, WEIGHTS, ModelFolderError, read_config
+from .errors import ModelFolderError
+from .model_config import CONFIG, WEIGHTS, read_config
 
 _ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("CROPDX_MODELS_DIR", _ROOT / "models"))
@@ -49,7 +50,7 @@ def resolve_model(name_or_dir: str | Path | None = None) -> Path:
 def count_parameters(weights: Path) -> int:
     """Learnable parameters in a safetensors file, read from its header (BatchNorm buffers excluded)."""
     buffers = ("running_mean", "running_var", "num_batches_tracked")
-    with safe_open(weights, "pt") as f:
+    with safe_open(weights, "np") as f:  # header only; "np" keeps torch out of the ONNX path
         shapes = [f.get_slice(k).get_shape() for k in f.keys() if not k.endswith(buffers)]
     return int(sum(math.prod(shape) for shape in shapes))
 

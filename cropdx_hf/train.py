@@ -15,7 +15,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,46 +31,12 @@ from .evaluation import classification_metrics, evaluate_rows
 from .feature_cache import cache_activations
 from .model_folder import save_model_folder
 from .splits import split_dataset
+from .train_config import TrainConfig
 from .transforms import batch_transform, data_config, eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 STAGES = ("head", "top", "full")
 STAGE_DONE = "stage_final.safetensors"
-
-
-@dataclass
-class TrainConfig:
-    data: str = field(metadata={"help": "image folder (class per sub-folder) or Hub dataset id"})
-    out: str = field(metadata={"help": "model folder to write"})
-    backbone: str = field(default="efficientnet_lite0", metadata={"help": "a name from the backbone registry"})
-    classes: str = field(default="all", metadata={"help": "'all', a crop, or comma-separated class names"})
-    split_csv: str | None = field(default=None, metadata={"help": "split to reuse or create (default OUT/split.csv)"})
-    image_size: int | None = field(default=None, metadata={"help": "resolution (default: the backbone's)"})
-    full_image_size: int | None = field(default=None, metadata={"help": "stage-3 training resolution"})
-    top_stages: int = field(default=2, metadata={"help": "block stages trained in stage 2"})
-    train_views: int = field(default=2, metadata={"help": "augmented views cached per training photo"})
-    epochs_head: float = 10
-    epochs_top: float = 6
-    epochs_full: float = 1
-    lr_head: float = 1e-3
-    lr_top: float = 1e-4
-    lr_full_low: float = 1e-5
-    lr_full_high: float = 5e-5
-    batch_size: int = 32
-    cache_batch_size: int = field(default=8, metadata={"help": "small batches: big ones spend more time in page "
-                                                                 "faults than in convolutions on CPU"})
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    label_smoothing: float = 0.1
-    max_grad_norm: float = 1.0
-    drop_rate: float = 0.2
-    patience: int = 5
-    seed: int = 42
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, mlflow, both (comma) or none"})
-    resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints"})
-    num_workers: int = 0
-    max_train_samples: int | None = field(default=None, metadata={"help": "cap per split, for smoke runs"})
 
 
 def resolve_device(device: str) -> str:

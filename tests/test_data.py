@@ -3,7 +3,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from cropdx_hf.data import DataError, dataset_fingerprint, derive_leaf_group, load_leaf_dataset
+from cropdx_hf.data import dataset_fingerprint, derive_leaf_group, load_leaf_dataset
+from cropdx_hf.errors import DataError
 
 
 def test_fixture_folder_loads_through_datasets(fixture_dataset):

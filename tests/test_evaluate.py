@@ -9,7 +9,7 @@ import yaml
 from cropdx_hf.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from cropdx_hf.cli import main
 from cropdx_hf.evaluation import calibrate
-from cropdx_hf.model_folder import read_config
+from cropdx_hf.model_config import read_config
 from tests.conftest import LEAVES
 
 

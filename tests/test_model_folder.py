@@ -5,8 +5,10 @@ import sys
 import pytest
 
 from cropdx_hf.backbones import create_backbone
+from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.labels import CLASS_IDS
-from cropdx_hf.model_folder import ModelFolderError, load_model_folder, read_config, save_model_folder
+from cropdx_hf.model_config import read_config
+from cropdx_hf.model_folder import load_model_folder, save_model_folder
 from cropdx_hf.predict import Predictor
 from tests.conftest import LEAVES
 

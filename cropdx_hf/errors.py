@@ -1,0 +1,13 @@
+"""The exception types users see; torch-free so the ONNX path and the CLI can catch them cheaply."""
+
+
+class DataError(RuntimeError):
+    """The data cannot be used; the message names the folder or dataset and what is wrong."""
+
+
+class ModelFolderError(RuntimeError):
+    """The folder is not a cropdx/timm model folder; the message says what is missing."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """No ImageNet weights can be had for this backbone on this machine."""

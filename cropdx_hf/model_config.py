@@ -1,0 +1,39 @@
+"""Reading and amending a model folder's config.json: torch-free, shared by PyTorch and ONNX paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFolderError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+PREPROCESSOR = "preprocessor_config.json"
+
+
+def read_config(model_dir: str | Path, weights: str = WEIGHTS) -> dict[str, Any]:
+    """config.json of a model folder holding `weights`; errors name the folder and what is wrong."""
+    path = Path(model_dir)
+    config_path = path / CONFIG
+    if not path.is_dir():
+        raise ModelFolderError(f"{model_dir}: no such model folder")
+    missing = [name for name in (CONFIG, weights) if not (path / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"{model_dir}: not a model folder (missing {', '.join(missing)})")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFolderError(f"{config_path}: invalid JSON ({exc})") from exc
+    absent = [k for k in ("architecture", "num_classes", "label_names", "pretrained_cfg") if k not in config]
+    if absent:
+        raise ModelFolderError(f"{config_path}: not a timm model config (missing {', '.join(absent)})")
+    return config
+
+
+def update_metadata(model_dir: str | Path, values: dict[str, Any]) -> None:
+    """Merge `values` into config.json's `cropdx` section (e.g. a fitted temperature), keeping the rest."""
+    config = read_config(model_dir)
+    config["cropdx"] = {**config.get("cropdx", {}), **values}
+    (Path(model_dir) / CONFIG).write_text(json.dumps(config, indent=2))

@@ -1,0 +1,107 @@
+"""ONNX/INT8 export of the tiny fixture-trained model, and inference that never imports torch."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cropdx_hf.cli import main
+from cropdx_hf.export import INT8_SETUPS
+from cropdx_hf.images import load_image
+from cropdx_hf.onnx_predict import ONNX_FP32, OnnxPredictor
+from cropdx_hf.predict import Predictor
+from tests.conftest import LEAVES, ROOT
+
+BLOCK_TORCH = '''
+import importlib.abc, sys
+class BlockTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "timm", "transformers"):
+            raise ImportError(f"{name} is blocked: this path must not need it")
+sys.meta_path.insert(0, BlockTorch())
+'''
+IMAGES = sorted(str(p) for p in LEAVES.glob("*/*"))[::5]
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    _, model_dir = trained
+    out = tmp_path_factory.mktemp("export")
+    assert main(["export", "--model", str(model_dir), "--data", str(LEAVES), "--split", "all",
+                 "--out", str(out)]) == 0
+    return model_dir, out, json.loads((out / "export_metrics.json").read_text())
+
+
+def test_fp32_export_matches_pytorch(exported):
+    _, _, report = exported
+    assert report["verify_images"] == 45
+    assert report["fp32"]["max_abs_logit_diff_vs_torch"] <= 1e-4
+    assert report["fp32"]["p95_ms"] >= report["fp32"]["p50_ms"] > 0
+
+
+def test_int8_candidates_are_measured_and_the_choice_follows_the_rule(exported):
+    _, out, report = exported
+    rows = report["int8_candidates"]
+    assert [r["setup"] for r in rows] == [s.name for s in INT8_SETUPS]
+    for row in rows:
+        assert row["size_mb"] < 0.5 * report["fp32"]["size_mb"]
+        assert 0.0 <= row["top1_agreement"] <= 1.0 and row["p50_ms"] > 0
+    int8 = report["int8"]
+    kept = [r for r in rows if r["top1_agreement"] >= 0.99]
+    assert (out / "model_int8.onnx").is_file() == bool(kept)
+    if kept:
+        assert int8["setup"] == min(kept, key=lambda r: r["p50_ms"])["setup"]
+        assert int8["recommended"] == (int8["p50_vs_fp32"] <= 0.8 and int8["size_vs_fp32"] <= 0.3
+                                       and abs(int8["accuracy_change_points"]) <= 0.5)
+    else:
+        assert int8["recommended"] is False
+
+
+def test_optimum_loads_the_export_and_names_the_labels(exported):
+    from optimum.onnxruntime import ORTModelForImageClassification
+    from transformers import pipeline
+
+    model_dir, out, _ = exported
+    ort_model = ORTModelForImageClassification.from_pretrained(out)
+    assert ort_model.config.id2label[0] == "Pepper__bell___Bacterial_spot"
+    pipe = pipeline("image-classification", model=ort_model, image_processor=str(model_dir))
+    ours = Predictor.from_folder(model_dir)
+    ours.temperature = 1.0  # the pipeline knows nothing of our calibration
+    assert pipe(IMAGES[0], top_k=1)[0]["label"] == ours.predict(IMAGES[0], top_k=1)[0].class_name
+
+
+def test_onnx_predictor_matches_pytorch_top3(exported):
+    model_dir, out, _ = exported
+    torch_pred, onnx_pred = Predictor.from_folder(model_dir), OnnxPredictor(out, ONNX_FP32)
+    assert onnx_pred.temperature == torch_pred.temperature
+    expected = torch_pred.transform(load_image(IMAGES[0])).numpy()
+    assert np.abs(onnx_pred.preprocess(IMAGES[0]) - expected).max() < 1e-5
+    for image in IMAGES:
+        a, b = torch_pred.predict(image), onnx_pred.predict(image)
+        assert [p.class_name for p in a] == [p.class_name for p in b]
+        assert all(abs(x.probability - y.probability) < 1e-4 for x, y in zip(a, b, strict=True))
+
+
+def test_cropdx_predict_onnx_never_imports_torch(exported):
+    model_dir, out, _ = exported
+    argv = ["predict", "--onnx", str(out), "--json", IMAGES[1]]
+    code = BLOCK_TORCH + f"from cropdx_hf.cli import main\nsys.exit(main({argv!r}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    top3 = json.loads(result.stdout)[IMAGES[1]]
+    expected = Predictor.from_folder(model_dir).predict(IMAGES[1])
+    assert [p["class_name"] for p in top3] == [p.class_name for p in expected]
+
+
+def test_readme_snippet_runs_without_torch_and_agrees(exported):
+    model_dir, out, _ = exported
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"<!-- onnx-snippet -->\n```python\n(.*?)```", readme, re.S).group(1)
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH + snippet, str(out), IMAGES[2]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = [line.split("\t")[0] for line in result.stdout.strip().splitlines()]
+    assert names == [p.class_name for p in Predictor.from_folder(model_dir).predict(IMAGES[2])]
