@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-DEFAULT_THRESHOLD = 0.70  # the seed design's floor
+from .diagnosis import DEFAULT_THRESHOLD
+
 TARGET_SELECTIVE_ACCURACY = 0.995
 SWEEP = np.round(np.arange(0.30, 1.00, 0.01), 2)
 

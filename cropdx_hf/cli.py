@@ -46,26 +46,31 @@ def _predictor(args: argparse.Namespace):
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Bare backbones print ImageNet top-k; trained models print the diagnosis (threshold, treatment)."""
     predictor = _predictor(args)
-    failed = 0
-    results = {}
+    results, failed = {}, 0
     for image in args.images:
         try:
-            results[image] = [p.to_dict() for p in predictor.predict(image, top_k=args.top_k)]
+            results[image] = ([p.to_dict() for p in predictor.predict(image, top_k=args.top_k)] if args.backbone
+                              else predictor.diagnose(image, top_k=args.top_k).to_dict())
         except ImageError as exc:
             failed += 1
             results[image] = {"error": str(exc)}
-    for image, result in results.items():
-        if args.json:
-            continue
-        print(image)
-        if "error" in result:
-            print(f"  error: {result['error']}")
-        for rank, pred in enumerate(result if isinstance(result, list) else [], 1):
-            print(f"  {rank}. {pred['class_name']:<45} {pred['probability']:.1%}")
-    if args.json:
-        print(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2) if args.json else "\n".join(_describe(i, r) for i, r in results.items()))
     return 1 if failed else 0
+
+
+def _describe(image: str, result: dict | list) -> str:
+    if isinstance(result, dict) and "error" in result:
+        return f"{image}\n  error: {result['error']}"
+    predictions = result if isinstance(result, list) else result["predictions"]
+    lines = [image] if isinstance(result, list) else [f"{image}: {result['status']}" +
+                                                      (f" ({result['message']})" if result["message"] else "")]
+    lines += [f"  {rank}. {p['class_name']:<45} {p['probability']:.1%}" for rank, p in enumerate(predictions, 1)]
+    treatment = None if isinstance(result, list) else result["treatment"]
+    if treatment:
+        lines.append(f"  {treatment['urgency']} First steps: {'; '.join(treatment['actions'][:2])}")
+    return "\n".join(lines)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -78,7 +83,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .calibration import DEFAULT_THRESHOLD
+    from .diagnosis import DEFAULT_THRESHOLD
     from .eval_report import write_report
     from .evaluation import full_metrics, predict_split, write_metrics
     from .model_config import read_config
@@ -117,6 +122,14 @@ def _export(args: argparse.Namespace) -> int:
     fp32, int8 = report["fp32"], report["int8"]
     print(f"wrote {out}: fp32 max |logit diff| {fp32['max_abs_logit_diff_vs_torch']:.2e}, p50 {fp32['p50_ms']} ms; "
           f"INT8 {int8.get('setup', 'none')}: {int8['reason']}; recommended: {int8['recommended']}")
+    return 0
+
+
+def _fit_leaf_detector(args: argparse.Namespace) -> int:
+    from .leaf_detector import fit_for_model
+
+    report = fit_for_model(resolve_model(args.model), args.data, args.non_leaf, args.per_class)
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -202,6 +215,13 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     export.add_argument("--no-record", dest="record", action="store_false",
                         help="do not write the figures into the release's config")
     export.set_defaults(func=_export)
+
+    detector = sub.add_parser("fit-leaf-detector", help="fit and measure the not-a-leaf detector of a model")
+    detector.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    detector.add_argument("--data", required=True, help="the training data")
+    detector.add_argument("--non-leaf", help="folder of real non-leaf photos to measure rejection on")
+    detector.add_argument("--per-class", type=int, default=100, help="training photos per class to fit on")
+    detector.set_defaults(func=_fit_leaf_detector)
 
     compare = sub.add_parser("compare", help="table, JSON and plot over the released models")
     compare.add_argument("--out", default="reports/compare")

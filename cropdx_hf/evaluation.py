@@ -7,6 +7,7 @@ calibration.py; this module wires data, model and metrics together.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,19 @@ def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> d
 
 @torch.inference_mode()
 def predict_logits(
-    model: torch.nn.Module, rows: datasets.Dataset, batch_size: int = 16, device: str = "cpu"
+    model: torch.nn.Module, rows: datasets.Dataset, batch_size: int = 16, device: str = "cpu",
+    forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels for every row, preprocessed by the model's own eval config."""
+    """Outputs (logits, or whatever `forward` returns) and labels for every row, preprocessed by the model's
+    own eval config."""
     model = model.eval().to(device)
     data = rows.with_transform(batch_transform(eval_transform(data_config(model))))
-    logits, labels = [], []
+    outputs, labels = [], []
     for batch in tqdm(DataLoader(data, batch_size=batch_size), desc="evaluating", leave=False):
-        logits.append(model(batch["pixel_values"].to(device)).float().cpu())
+        pixels = batch["pixel_values"].to(device)
+        outputs.append((forward(model, pixels) if forward else model(pixels)).float().cpu())
         labels.append(torch.as_tensor(batch["labels"]))
-    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+    return torch.cat(outputs).numpy(), torch.cat(labels).numpy()
 
 
 def evaluate_rows(model: torch.nn.Module, rows: datasets.Dataset, **kwargs) -> dict[str, float]:

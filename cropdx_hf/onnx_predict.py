@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
 from .images import load_image
 from .model_config import read_config
 from .results import Prediction
@@ -41,6 +42,8 @@ class OnnxPredictor:
         self.label_names: list[str] = config["label_names"]
         meta = config.get("cropdx", {})
         self.temperature: float = meta.get("temperature", 1.0)
+        self.threshold: float = meta.get("threshold", DEFAULT_THRESHOLD)
+        self.name = Path(export_dir).name
         self.data_config = config["pretrained_cfg"]
 
     def preprocess(self, image) -> np.ndarray:
@@ -66,6 +69,10 @@ class OnnxPredictor:
         scaled = self.logits(images) / self.temperature
         exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
         return exp / exp.sum(axis=-1, keepdims=True)
+
+    def diagnose(self, image, top_k: int = 3) -> Diagnosis:
+        """Same threshold and treatment lookup as PyTorch; no leaf detector (it needs pooled features)."""
+        return decide(self.name, self.label_names, self.probabilities([image])[0], self.threshold, None, top_k)
 
     def predict(self, image, top_k: int = 3) -> list[Prediction]:
         probs = self.probabilities([image])[0]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import timm.data
 import torch
 
 from .backbones import create_backbone
+from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
 from .images import load_image
+from .leaf_detector import LeafDetector, pooled_features
 from .model_folder import load_model_folder
 from .results import Prediction
 from .transforms import data_config, eval_transform
@@ -18,16 +21,22 @@ from .transforms import data_config, eval_transform
 class Predictor:
     """A model, its preprocessing and its label names; the one inference path for CLI, Space and tests."""
 
-    def __init__(self, model: torch.nn.Module, label_names: Sequence[str], temperature: float = 1.0):
+    def __init__(self, model: torch.nn.Module, label_names: Sequence[str], temperature: float = 1.0,
+                 threshold: float = DEFAULT_THRESHOLD, detector: LeafDetector | None = None, name: str = ""):
         self.model = model.eval()
         self.label_names = list(label_names)
         self.temperature = temperature
+        self.threshold = threshold
+        self.detector = detector
+        self.name = name
         self.transform = eval_transform(data_config(model))
 
     @classmethod
     def from_folder(cls, model_dir: str | Path) -> Predictor:
         model, config = load_model_folder(model_dir)
-        return cls(model, config["label_names"], config.get("cropdx", {}).get("temperature", 1.0))
+        meta = config.get("cropdx", {})
+        return cls(model, config["label_names"], meta.get("temperature", 1.0),
+                   meta.get("threshold", DEFAULT_THRESHOLD), LeafDetector.load(model_dir), Path(model_dir).name)
 
     @classmethod
     def from_backbone(cls, name: str) -> Predictor:
@@ -35,11 +44,26 @@ class Predictor:
         info = timm.data.ImageNetInfo()
         return cls(create_backbone(name), [info.index_to_description(i) for i in range(1000)])
 
+    def pixels(self, images: Sequence) -> torch.Tensor:
+        return torch.stack([self.transform(load_image(image)) for image in images])
+
     @torch.inference_mode()
     def probabilities(self, images: Sequence) -> torch.Tensor:
         """Softmax of temperature-scaled logits, one row per image (paths, bytes or PIL images)."""
-        batch = torch.stack([self.transform(load_image(image)) for image in images])
-        return (self.model(batch) / self.temperature).softmax(dim=-1)
+        return (self.model(self.pixels(images)) / self.temperature).softmax(dim=-1)
+
+    @torch.inference_mode()
+    def analyze(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Calibrated probabilities and, with a leaf detector, which images look like leaves: one pass."""
+        features = pooled_features(self.model, pixels)
+        probs = (self.model.get_classifier()(features) / self.temperature).softmax(dim=-1)
+        return probs, self.detector.is_leaf(features.numpy()) if self.detector else None
+
+    def diagnose(self, image, top_k: int = 3) -> Diagnosis:
+        """Raises ImageError for unusable input; everything else is an answer."""
+        probs, is_leaf = self.analyze(self.pixels([image]))
+        leaf = None if is_leaf is None else bool(is_leaf[0])
+        return decide(self.name, self.label_names, probs[0].numpy(), self.threshold, leaf, top_k)
 
     def predict(self, image, top_k: int = 3) -> list[Prediction]:
         probs = self.probabilities([image])[0]

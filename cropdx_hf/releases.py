@@ -35,16 +35,40 @@ def export_dir(name: str) -> Path:
     return EXPORTS_DIR / name
 
 
+def recommended_model() -> str:
+    """The model `cropdx compare` recommends, else the default release."""
+    compare = _ROOT / "reports" / "compare" / "compare.json"
+    if compare.is_file():
+        name = json.loads(compare.read_text())["recommended"]
+        if name in release_names():
+            return name
+    return DEFAULT_MODEL
+
+
 def resolve_model(name_or_dir: str | Path | None = None) -> Path:
-    """A release name, or a path to a model folder; None means the default release."""
+    """A release name, a model folder, or a Hub repo id (`org/name`, downloaded or read from the HF cache);
+    None means the default release."""
     name = str(name_or_dir or DEFAULT_MODEL)
     if Path(name).is_dir():
         return Path(name)
     if name in release_names():
         return MODELS_DIR / name
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return _from_hub(name)
     raise ModelFolderError(
         f"{name}: neither a model folder nor a release name (releases: {', '.join(release_names()) or 'none'})"
     )
+
+
+def _from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.csv"]))
+    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise ModelFolderError(f"{repo_id}: not a local folder or release, and the Hub has no such model "
+                               f"reachable from here ({type(exc).__name__})") from exc
 
 
 def count_parameters(weights: Path) -> int:

@@ -28,7 +28,7 @@ def test_predict_reports_bad_files_and_goes_on(tmp_path, leaf_image, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["predict", "x.jpg", "--model", "/no/such/model"], "no such model folder"),
+    (["predict", "x.jpg", "--model", "/no/such/model"], "/no/such/model: neither a model folder nor a release"),
     (["eda", "--data", "/no/such/data", "--out", "out"], "/no/such/data: not a folder"),
     (["predict", "x.jpg", "--backbone", "resnet50"], "could not download ImageNet weights"),
 ])

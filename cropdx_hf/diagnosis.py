@@ -1,0 +1,59 @@
+"""From probabilities to what a farmer is told: diagnosed (with treatment), retake the photo, or not a leaf.
+
+The one place the rules live, torch-free: the PyTorch and ONNX predictors, the Space, its REST API and the
+CLI all end in `decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .treatments import photo_tips, treatment_for
+
+DEFAULT_THRESHOLD = 0.70  # the seed design's abstain floor; calibration may raise it, never lower it
+NOT_A_LEAF = "This does not look like a tomato, potato or bell-pepper leaf. Photograph one leaf of one of these crops."
+RETAKE = "The model is not sure enough to name a disease. Please retake the photo."
+
+
+@dataclass
+class Diagnosis:
+    model: str
+    status: str  # diagnosed | retake | not_a_leaf
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    tips: list[str] = field(default_factory=list)
+
+    @property
+    def confident(self) -> bool:
+        return self.status == "diagnosed"
+
+    @property
+    def treatment(self) -> dict[str, Any] | None:
+        return treatment_for(self.predictions[0]["class_name"]).to_dict() if self.confident else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "status": self.status, "confident": self.confident, "message": self.message,
+                "predictions": self.predictions, "tips": self.tips, "treatment": self.treatment}
+
+
+def _prediction(class_id: str, probability: float) -> dict[str, Any]:
+    t = treatment_for(class_id)
+    return {"class_name": class_id, "probability": round(probability, 6), "crop": t.crop, "disease": t.disease,
+            "severity": t.severity, "actions": list(t.actions or t.care_tips),
+            "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
+
+
+def decide(model: str, label_names: Sequence[str], probs: np.ndarray, threshold: float,
+           is_leaf: bool | None = None, top_k: int = 3) -> Diagnosis:
+    """The rule: not a leaf beats everything; below the calibrated threshold, ask for another photo."""
+    if is_leaf is False:
+        return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, photo_tips())
+    order = np.argsort(-np.asarray(probs))[:top_k]
+    predictions = [_prediction(label_names[i], float(probs[i])) for i in order]
+    if predictions[0]["probability"] < threshold:
+        return Diagnosis(model, "retake", predictions, RETAKE, photo_tips())
+    return Diagnosis(model, "diagnosed", predictions)
