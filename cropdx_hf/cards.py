@@ -63,6 +63,7 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         input_size=config["pretrained_cfg"]["input_size"][-1], mean=config["pretrained_cfg"]["mean"],
         std=config["pretrained_cfg"]["std"], train_minutes=round(train_metrics["train_seconds"] / 60, 1),
         hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
+        export=meta.get("export"), leaf_detector=meta.get("leaf_detector"),
     )
 
 

@@ -176,6 +176,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cropdx", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    model_option = argparse.ArgumentParser(add_help=False)
+    model_option.add_argument("--model", default=DEFAULT_MODEL, help="release name, model folder or Hub id")
 
     eda = sub.add_parser("eda", help="exploration report for an image folder")
     eda.add_argument("--data", required=True, help="image folder (class per sub-folder) or a Hub dataset id")
@@ -194,21 +196,21 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_predict)
 
-    calibrate = sub.add_parser("calibrate", help="fit temperature and abstain threshold on the validation split")
-    calibrate.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    calibrate = sub.add_parser("calibrate", help="fit temperature and abstain threshold on the validation split",
+                               parents=[model_option])
     calibrate.add_argument("--data", required=True, help="the data the model was trained on")
     calibrate.set_defaults(func=_calibrate)
 
-    evaluate = sub.add_parser("evaluate", help="metrics.json, plots and report.md for a model on labelled photos")
-    evaluate.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    evaluate = sub.add_parser("evaluate", help="metrics.json, plots and report.md for a model on labelled photos",
+                              parents=[model_option])
     evaluate.add_argument("--data", required=True, help="image folder; class names may be any known alias")
     evaluate.add_argument("--out", required=True)
     evaluate.add_argument("--split", choices=["auto", "test", "validation", "all"], default="auto",
                           help="auto: the model's test split when its split covers the data, else every photo")
     evaluate.set_defaults(func=_evaluate)
 
-    export = sub.add_parser("export", help="ONNX and INT8 files via optimum, verified for parity, accuracy, speed")
-    export.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    export = sub.add_parser("export", help="ONNX and INT8 files via optimum, verified for parity, accuracy, speed",
+                            parents=[model_option])
     export.add_argument("--data", required=True, help="the training data: calibration and verification photos")
     export.add_argument("--out", help="export folder (default: exports/NAME)")
     export.add_argument("--split", default="test", choices=["test", "validation", "all"], help="verification photos")
@@ -216,8 +218,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
                         help="do not write the figures into the release's config")
     export.set_defaults(func=_export)
 
-    detector = sub.add_parser("fit-leaf-detector", help="fit and measure the not-a-leaf detector of a model")
-    detector.add_argument("--model", default=DEFAULT_MODEL, help="release name or model folder")
+    detector = sub.add_parser("fit-leaf-detector", help="fit and measure the not-a-leaf detector of a model",
+                              parents=[model_option])
     detector.add_argument("--data", required=True, help="the training data")
     detector.add_argument("--non-leaf", help="folder of real non-leaf photos to measure rejection on")
     detector.add_argument("--per-class", type=int, default=100, help="training photos per class to fit on")

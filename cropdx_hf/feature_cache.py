@@ -28,7 +28,7 @@ class CachedActivations(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.activations[i].float(), "labels": self.labels[i]}
 
-    def mapped(self, net: torch.nn.Module, batch_size: int = 256) -> CachedActivations:
+    def mapped(self, net: torch.nn.Module, batch_size: int = 32) -> CachedActivations:
         """The same rows passed through a frozen `net` (e.g. pooled features for a head-only stage)."""
         device = next(net.parameters()).device
         outs = [net(chunk.to(device).float()).half().cpu() for chunk in self.activations.split(batch_size)]
