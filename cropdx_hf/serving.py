@@ -6,6 +6,8 @@ GET /metrics (Prometheus). Uploaded photos are read into memory and their tempor
 
 from __future__ import annotations
 
+import base64
+import io
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +15,7 @@ from typing import Annotated, Any
 import gradio as gr
 from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
+from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from .diagnosis import Diagnosis
@@ -108,6 +111,14 @@ def _read_and_delete(path: str | None) -> bytes:
             file.unlink(missing_ok=True)
 
 
+def _inline_image(image: Image.Image, caption: str) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<figure><img src="data:image/jpeg;base64,{data}" alt="{caption}"><figcaption>{caption} (Grad-CAM)' \
+           "</figcaption></figure>"
+
+
 def render_card(result: Diagnosis) -> str:
     if result.status != "diagnosed":
         return "\n".join([f"### {result.message}", "", *[f"- {tip}" for tip in result.tips]])
@@ -136,11 +147,11 @@ def build_ui(service: Service) -> gr.Blocks:
         except ImageError as exc:
             raise gr.Error(str(exc)) from exc
         labels = {f"{get_class(p['class_name']).display_name}": p["probability"] for p in result.predictions}
-        cam = None
+        cam = ""
         if result.predictions:
             predictor = service.predictor(model)
             top = predictor.label_names.index(result.predictions[0]["class_name"])
-            cam = gradcam_overlay(predictor, load_image(data), top)
+            cam = _inline_image(gradcam_overlay(predictor, load_image(data), top), "Where the model looked")
         return labels, render_card(result), cam
 
     def api_predict(path: str | None, model: str | None) -> dict[str, Any]:
@@ -163,7 +174,8 @@ def build_ui(service: Service) -> gr.Blocks:
             with gr.Column():
                 label = gr.Label(num_top_classes=3, label="Top-3 diagnoses")
                 card = gr.Markdown(elem_id="treatment-card")
-                cam = gr.Image(label="Where the model looked (Grad-CAM)", interactive=False)
+                # HTML with a data URI: an image output would be written to Gradio's file cache
+                cam = gr.HTML(label="Where the model looked (Grad-CAM)")
         button.click(ui_predict, [photo, model], [label, card, cam], api_name="diagnose_ui")
         api_photo = gr.Image(type="filepath", visible=False)
         api_model = gr.Textbox(visible=False)
