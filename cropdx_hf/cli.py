@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from .errors import DataError, ModelFolderError, WeightsUnavailableError
+from .errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
 from .images import ImageError
 from .releases import DEFAULT_MODEL, describe_release, export_dir, release_names, resolve_model
 from .train_config import TrainConfig
 
-USER_ERRORS = (DataError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
+USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
                ValueError)
 
 
@@ -133,6 +133,23 @@ def _fit_leaf_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_model
+
+    exports = Path(args.exports) if args.exports else None
+    commit = push_model(resolve_model(args.model), args.repo_id, args.revision, args.private, exports)
+    print(f"pushed {args.model} to {args.repo_id} at {commit}" + (f", tagged {args.revision}" if args.revision else ""))
+    return 0
+
+
+def _push_space(args: argparse.Namespace) -> int:
+    from .hub import push_space
+
+    commit = push_space(args.repo_id, args.private)
+    print(f"pushed the Space to {args.repo_id} at {commit}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare_releases, write_comparison
 
@@ -224,6 +241,19 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     detector.add_argument("--non-leaf", help="folder of real non-leaf photos to measure rejection on")
     detector.add_argument("--per-class", type=int, default=100, help="training photos per class to fit on")
     detector.set_defaults(func=_fit_leaf_detector)
+
+    push = sub.add_parser("push", help="publish a release (weights, card, metrics, plots, ONNX) to the Hub",
+                          parents=[model_option])
+    push.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push.add_argument("--revision", help="tag to create, e.g. v1.0.0")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--exports", help="ONNX export folder to include under onnx/ (default: exports/NAME)")
+    push.set_defaults(func=_push)
+
+    push_space = sub.add_parser("push-space", help="publish space/ (with cropdx_hf and the releases) as a Space")
+    push_space.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push_space.add_argument("--private", action="store_true")
+    push_space.set_defaults(func=_push_space)
 
     compare = sub.add_parser("compare", help="table, JSON and plot over the released models")
     compare.add_argument("--out", default="reports/compare")

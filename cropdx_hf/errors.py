@@ -11,3 +11,7 @@ class ModelFolderError(RuntimeError):
 
 class WeightsUnavailableError(RuntimeError):
     """No ImageNet weights can be had for this backbone on this machine."""
+
+
+class HubError(RuntimeError):
+    """Publishing to or reading from a Hub failed; the message names the endpoint or repo and the cause."""

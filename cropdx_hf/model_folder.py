@@ -39,15 +39,16 @@ def save_model_folder(
     config["label2id"] = {name: i for i, name in enumerate(class_names)}
     config["cropdx"] = metadata or {}
     (out / CONFIG).write_text(json.dumps(config, indent=2))
-    _write_preprocessor(out)
+    write_preprocessor(out, config)
     return out
 
 
-def _write_preprocessor(out: Path) -> None:
-    """TimmWrapper reads preprocessing from config.json; the standard file is for every other reader."""
-    from transformers import TimmWrapperImageProcessor  # heavy; only needed when a folder is written
-
-    TimmWrapperImageProcessor.from_pretrained(str(out)).to_json_file(str(out / PREPROCESSOR))
+def write_preprocessor(out: Path, config: dict[str, Any]) -> None:
+    """AutoImageProcessor builds TimmWrapperImageProcessor from this file when it exists, so it must hold the
+    same `pretrained_cfg` as config.json (which timm and TimmWrapperConfig read)."""
+    processor = {"image_processor_type": "TimmWrapperImageProcessor", "architecture": config["architecture"],
+                 "pretrained_cfg": config["pretrained_cfg"]}
+    (out / PREPROCESSOR).write_text(json.dumps(processor, indent=2))
 
 
 def load_model_folder(model_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

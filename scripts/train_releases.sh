@@ -17,10 +17,12 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 # stage 2, at 160 px (192 px for lite2) so that caching and stage 3 fit the CPU budget.
 recipe_for() {
   case "$1" in
+    efficientnet_lite0) echo "--image_size 160 --top_stages 4 --lr_top 1e-3 --train_views 2 --epochs_head 5 \
+                              --epochs_top 5 --epochs_full 0.5" ;;
+    mobilenetv2_100) echo "--image_size 160 --top_stages 4 --lr_top 1e-3 --train_views 1 --epochs_head 5 \
+                           --epochs_top 4 --epochs_full 0.5" ;;
     efficientnet_lite2) echo "--image_size 192 --top_stages 4 --lr_top 1e-3 --train_views 1 --epochs_head 5 \
-                              --epochs_top 5 --epochs_full 0.25" ;;
-    *) echo "--image_size 160 --top_stages 4 --lr_top 1e-3 --train_views 2 --epochs_head 5 --epochs_top 5 \
-             --epochs_full 0.5" ;;
+                              --epochs_top 3 --epochs_full 0.25" ;;
   esac
 }
 

@@ -69,7 +69,8 @@ def test_folder_holds_timm_and_transformers_fields(model_dir):
     assert config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
     assert config["cropdx"] == {"note": "test"}
     preprocessor = json.loads((model_dir / "preprocessor_config.json").read_text())
-    assert preprocessor["data_config"]["input_size"] == [3, 224, 224]
+    assert preprocessor["image_processor_type"] == "TimmWrapperImageProcessor"
+    assert preprocessor["pretrained_cfg"] == config["pretrained_cfg"]
 
 
 def test_loads_without_cropdx_with_the_same_top3(model_dir, tmp_path):
