@@ -191,6 +191,8 @@ def _handler(hub: HubDouble):  # noqa: C901 - one small router for a test double
                 repo_id = f"{payload.get('organization') or 'cropdx-tester'}/{payload['name']}"
                 status, answer = hub.create(repo_id, payload.get("type") or "model", bool(payload.get("private")))
                 return self._send(status, answer)
+            if url.path == "/api/validate-yaml":
+                return self._validate_yaml(json.loads(body))
             if _LFS_BATCH.match(url.path):
                 return self._lfs_batch(json.loads(body))
             if url.path == "/lfs-verify":
@@ -297,6 +299,15 @@ def _handler(hub: HubDouble):  # noqa: C901 - one small router for a test double
                 files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
                               "oid": existing.oid if existing and existing.lfs == lfs else None})
             return self._send(200, {"files": files, "commitOid": commit.id if commit else None})
+
+        def _validate_yaml(self, payload: dict):
+            import yaml
+
+            try:
+                yaml.safe_load(payload["content"].split("---")[1])
+            except (yaml.YAMLError, IndexError) as exc:
+                return self._send(400, {"error": f"invalid YAML front matter: {exc}"})
+            return self._send(200, {"errors": [], "warnings": []})
 
         def _lfs_batch(self, payload: dict):
             if not self._authorized():

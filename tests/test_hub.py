@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cropdx_hf.hub import SKIP_DIRS
 from cropdx_hf.predict import Predictor
 from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
 from tests.conftest import LEAVES
@@ -101,7 +102,8 @@ def test_push_uploads_everything_in_one_commit_and_tags_it(hub, pushed):
     assert len(repo.commits) == 2  # the repo's initial commit and the push
     files = set(repo.commits[-1].files)
     release = resolve_model(DEFAULT_MODEL)
-    expected = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
+    expected = {p.relative_to(release).as_posix() for p in release.rglob("*")
+                if p.is_file() and not SKIP_DIRS & set(p.relative_to(release).parts)}
     assert expected <= files
     assert {"model.safetensors", "config.json", "README.md", "metrics.json", "eval/confusion_matrix.png"} <= files
     assert {"onnx/model.onnx", "onnx/config.json"} <= files
