@@ -24,7 +24,7 @@ BASE_MODELS = {
 }
 
 
-def _eval_results(test: dict[str, Any], name: str) -> list[EvalResult]:
+def _eval_results(test: dict[str, Any]) -> list[EvalResult]:
     common = {"task_type": "image-classification", "dataset_type": "plantvillage",
               "dataset_name": "PlantVillage tomato/potato/pepper (leaf-grouped test split)", "dataset_split": "test"}
     return [EvalResult(metric_type=metric, metric_value=round(test[key], 4), metric_name=label, **common)
@@ -44,7 +44,7 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         model_name=name, license=LICENSE, library_name="timm", pipeline_tag="image-classification",
         tags=["image-classification", "timm", "plant-disease", "agriculture", "plantvillage", "safetensors"],
         datasets=["plantvillage"], base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
-        eval_results=_eval_results(test, name),
+        eval_results=_eval_results(test),
     )
     training = meta["training"]
     return ModelCard.from_template(

@@ -47,10 +47,13 @@ def test_int8_candidates_are_measured_and_the_choice_follows_the_rule(exported):
     rows = report["int8_candidates"]
     assert [r["setup"] for r in rows] == [s.name for s in INT8_SETUPS]
     for row in rows:
-        assert row["size_mb"] < 0.5 * report["fp32"]["size_mb"]
-        assert 0.0 <= row["top1_agreement"] <= 1.0 and row["p50_ms"] > 0
+        assert row["size_mb"] < 0.5 * report["fp32"]["size_mb"] and row["p50_ms"] > 0
+        if row["p50_ms"] >= report["fp32"]["p50_ms"]:
+            assert "skipped" in row and "top1_agreement" not in row
+        else:
+            assert 0.0 <= row["top1_agreement"] <= 1.0
     int8 = report["int8"]
-    kept = [r for r in rows if r["top1_agreement"] >= 0.99]
+    kept = [r for r in rows if r.get("top1_agreement", 0) >= 0.99]
     assert (out / "model_int8.onnx").is_file() == bool(kept)
     if kept:
         assert int8["setup"] == min(kept, key=lambda r: r["p50_ms"])["setup"]
