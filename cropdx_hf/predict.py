@@ -12,7 +12,7 @@ import torch
 from .backbones import create_backbone
 from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
 from .images import load_image
-from .leaf_detector import LeafDetector, pooled_features
+from .leaf_detector import LeafDetector, forward_levels
 from .model_folder import load_model_folder
 from .results import Prediction
 from .transforms import data_config, eval_transform
@@ -55,9 +55,9 @@ class Predictor:
     @torch.inference_mode()
     def analyze(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
         """Calibrated probabilities and, with a leaf detector, which images look like leaves: one pass."""
-        features = pooled_features(self.model, pixels)
-        probs = (self.model.get_classifier()(features) / self.temperature).softmax(dim=-1)
-        return probs, self.detector.is_leaf(features.numpy()) if self.detector else None
+        levels, pooled = forward_levels(self.model, pixels)
+        probs = (self.model.get_classifier()(pooled) / self.temperature).softmax(dim=-1)
+        return probs, self.detector.is_leaf(levels.numpy()) if self.detector else None
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
