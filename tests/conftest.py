@@ -33,7 +33,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def leaf_image() -> Path:
-    return next(LEAVES.glob("Tomato_Early_blight/*"))
+    return sorted(LEAVES.glob("Tomato_Early_blight/*"))[0]
 
 
 @pytest.fixture(scope="session")
