@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="th
 TOKEN = "hf_cropdx_test_token"
 REPO = "cropdx-test/leaf-model"
 BIN = Path(sys.executable).parent
-IMAGES = [str(sorted(LEAVES.glob(f"{c}/*"))[0]) for c in ("Tomato_Early_blight", "Potato___Late_blight", "Tomato_healthy")]
+IMAGES = [str(sorted(LEAVES.glob(f"{c}/*"))[0])
+          for c in ("Tomato_Early_blight", "Potato___Late_blight", "Tomato_healthy")]
 
 CONSUMERS = r'''
 import importlib.abc, json, sys
