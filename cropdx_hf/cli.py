@@ -111,7 +111,10 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out or export_dir(model_dir.name))
     dataset = load_leaf_dataset(args.data)
     reference = predict_split(model_dir, dataset, args.split)
-    calibration_rows = select_split(dataset, model_dir / "split.csv", "train").shuffle(seed=42)
+    calibration_rows = select_split(dataset, model_dir / "split.csv", "train")
+    if len(calibration_rows) == 0:  # e.g. a folder of held-out photos only: calibrate on what there is
+        calibration_rows = dataset.rows
+    calibration_rows = calibration_rows.shuffle(seed=42)
     def sources(rows):
         return [img.get("bytes") or img["path"] for img in rows["image"]]
 
