@@ -177,7 +177,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 # HTML with a data URI: an image output would be written to Gradio's file cache
                 cam = gr.HTML(label="Where the model looked (Grad-CAM)")
         button.click(ui_predict, [photo, model], [label, card, cam], api_name="diagnose_ui")
-        api_photo = gr.Image(type="filepath", visible=False)
+        api_photo = gr.File(type="filepath", visible=False)  # not gr.Image: it decodes (and keeps) bad files
         api_model = gr.Textbox(visible=False)
         api_out = gr.JSON(visible=False)
         gr.Button(visible=False).click(api_predict, [api_photo, api_model], api_out, api_name="predict")
