@@ -93,6 +93,7 @@ def describe_release(name: str) -> dict[str, Any]:
         "architecture": config["architecture"],
         "stands_in_for": STANDS_IN_FOR.get(name),
         "default": name == DEFAULT_MODEL,
+        "recommended": name == recommended_model(),
         "params": count_parameters(folder / WEIGHTS),
         "size_mb": round((folder / WEIGHTS).stat().st_size / 1e6, 2),
         "input_size": config["pretrained_cfg"]["input_size"],
