@@ -13,16 +13,10 @@ from cropdx_hf.export import INT8_SETUPS
 from cropdx_hf.images import load_image
 from cropdx_hf.onnx_predict import ONNX_FP32, OnnxPredictor
 from cropdx_hf.predict import Predictor
+from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT
 
-BLOCK_TORCH = '''
-import importlib.abc, sys
-class BlockTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision", "timm", "transformers"):
-            raise ImportError(f"{name} is blocked: this path must not need it")
-sys.meta_path.insert(0, BlockTorch())
-'''
+BLOCK_TORCH = block_imports("torch", "torchvision", "timm", "transformers")
 IMAGES = sorted(str(p) for p in LEAVES.glob("*/*"))[::5]
 
 

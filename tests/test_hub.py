@@ -17,6 +17,7 @@ import pytest
 from cropdx_hf.hub import SKIP_DIRS
 from cropdx_hf.predict import Predictor
 from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
+from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 from tests.hub_double import HubDouble
 
@@ -27,15 +28,8 @@ BIN = Path(sys.executable).parent
 IMAGES = [str(sorted(LEAVES.glob(f"{c}/*"))[0])
           for c in ("Tomato_Early_blight", "Potato___Late_blight", "Tomato_healthy")]
 
-CONSUMERS = r'''
-import importlib.abc, json, sys
-
-class BlockCropdx(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "cropdx_hf":
-            raise ImportError("cropdx_hf is not available to Hub consumers")
-
-sys.meta_path.insert(0, BlockCropdx())
+CONSUMERS = block_imports("cropdx_hf") + r'''
+import json
 import timm, torch
 from PIL import Image
 from optimum.onnxruntime import ORTModelForImageClassification

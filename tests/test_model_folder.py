@@ -10,17 +10,11 @@ from cropdx_hf.labels import CLASS_IDS
 from cropdx_hf.model_config import read_config
 from cropdx_hf.model_folder import load_model_folder, save_model_folder
 from cropdx_hf.predict import Predictor
+from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 
-CLEAN_LOADERS = r'''
-import importlib.abc, json, sys
-
-class BlockCropdx(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "cropdx_hf":
-            raise ImportError("cropdx_hf is not available in this environment")
-
-sys.meta_path.insert(0, BlockCropdx())
+CLEAN_LOADERS = block_imports("cropdx_hf") + r'''
+import json
 try:
     import cropdx_hf  # noqa: F401
     sys.exit("cropdx_hf must not be importable here")
