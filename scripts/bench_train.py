@@ -4,8 +4,8 @@ Both runs see the same split, resolution, batch size, augmentation and seed; the
 image is decoded (the recipe's caching counts). Validation macro-F1 is measured every `--eval-every`
 optimizer steps during the plain fine-tune and at each epoch of each recipe stage.
 
-    python scripts/bench_train.py --data ../shared/data/plantvillage --image-size 160 \
-        --max-train-samples 2000 --target 0.97 --budget-minutes 15 --json
+    python scripts/bench_train.py --data ../shared/data/plantvillage --image-size 128 \
+        --max-train-samples 600 --target 0.85 --budget-minutes 4 --json
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--plain-epochs", type=float, default=3)
     parser.add_argument("--eval-every", type=int, default=25, help="plain fine-tune: steps between evaluations")
     parser.add_argument("--split-csv", default="splits/plantvillage.csv")
+    parser.add_argument("--top-stages", type=int, default=4, help="recipe: as the releases (train_releases.sh)")
+    parser.add_argument("--lr-top", type=float, default=1e-3, help="recipe: as the releases")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -69,7 +71,8 @@ def main() -> None:
         common = {"data": args.data, "backbone": args.backbone, "image_size": args.image_size,
                   "max_train_samples": args.max_train_samples, "split_csv": args.split_csv, "report_to": "none"}
         recipe_clock = Clock(budget)
-        recipe = run(TrainConfig(out=f"{work}/recipe", **common), recipe_clock)
+        recipe = run(TrainConfig(out=f"{work}/recipe", top_stages=args.top_stages, lr_top=args.lr_top,
+                                 epochs_head=5, epochs_top=5, epochs_full=0.5, **common), recipe_clock)
         plain_clock = Clock(budget, args.eval_every)
         plain = run(TrainConfig(out=f"{work}/plain", epochs_head=0, epochs_top=0, epochs_full=args.plain_epochs,
                                 lr_full_low=args.plain_lr, lr_full_high=args.plain_lr, **common), plain_clock)
