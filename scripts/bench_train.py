@@ -11,7 +11,9 @@ optimizer steps during the plain fine-tune and at each epoch of each recipe stag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 import time
 
@@ -44,7 +46,8 @@ class Clock(TrainerCallback):
 
 
 def run(cfg: TrainConfig, clock: Clock) -> dict:
-    StagedTrainer(cfg, callbacks=[clock]).run()
+    with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its logs; stdout is for the --json result
+        StagedTrainer(cfg, callbacks=[clock]).run()
     return {"points": clock.points, "best_macro_f1": max(p["macro_f1"] for p in clock.points),
             "total_seconds": round(time.time() - clock.start, 1)}
 
