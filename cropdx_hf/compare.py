@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .export import latency_ms
 from .predict import Predictor
 from .releases import describe_release, export_dir, release_names, resolve_model
 
@@ -24,14 +23,8 @@ def cpu_latency(model_dir: Path, runs: int = 50, warmup: int = 10, threads: int 
     torch.set_num_threads(threads)
     predictor = Predictor.from_folder(model_dir)
     x = torch.randn(1, *predictor.model.pretrained_cfg["input_size"])
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            predictor.model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p95_ms": round(float(np.percentile(times, 95)), 2)}
+        return latency_ms(predictor.model, x, runs=runs, warmup=warmup)
 
 
 def _file_mb(path: Path) -> float | None:

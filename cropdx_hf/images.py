@@ -29,8 +29,7 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
     data = _read_bytes(source, label)
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes)")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"{label}: {len(data) / 1e6:.1f} MB is over the {MAX_BYTES // 2**20} MB limit")
+    _check_bytes(len(data), label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -52,9 +51,13 @@ def _read_bytes(source: str | Path | bytes, label: str) -> bytes:
     path = Path(source)
     if not path.is_file():
         raise ImageError(f"{label}: no such file")
-    if path.stat().st_size > MAX_BYTES:
-        raise ImageError(f"{label}: {path.stat().st_size / 1e6:.1f} MB is over the {MAX_BYTES // 2**20} MB limit")
+    _check_bytes(path.stat().st_size, label)  # before reading: a huge file is refused unread
     return path.read_bytes()
+
+
+def _check_bytes(size: int, label: str) -> None:
+    if size > MAX_BYTES:
+        raise ImageError(f"{label}: {size / 1e6:.1f} MB is over the {MAX_BYTES // 2**20} MB limit")
 
 
 def _check_size(size: tuple[int, int], label: str) -> None:
