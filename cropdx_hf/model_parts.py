@@ -14,10 +14,24 @@ from transformers import PretrainedConfig
 class LogitsWithLoss(nn.Module):
     """The `Trainer` interface over any net: `pixel_values` are images, or cached activations in stages 1-2."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, frozen_norm: bool = False):
         super().__init__()
         self.net = net
+        self.frozen_norm = frozen_norm
         self.config = PretrainedConfig()  # Trainer reads model.config (problem_type) when smoothing labels
+
+    def train(self, mode: bool = True) -> LogitsWithLoss:
+        """With `frozen_norm`, BatchNorm layers stay in eval mode (their affine weights still learn).
+
+        The top was trained on activations the trunk made with ImageNet running statistics; letting the trunk's
+        BatchNorm adopt leaf batch statistics shifts those activations under the top (measured: validation
+        macro-F1 0.969 -> 0.939 on efficientnet_lite0 without a single weight update)."""
+        super().train(mode)
+        if self.frozen_norm:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.net(pixel_values)

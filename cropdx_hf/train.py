@@ -150,12 +150,13 @@ class StagedTrainer:
             }
         return self._caches
 
-    def _fit(self, stage: str, net: torch.nn.Module, train, val, epochs: float, lr: float, optimizer=None) -> dict:
+    def _fit(self, stage: str, net: torch.nn.Module, train, val, epochs: float, lr: float, optimizer=None,
+             frozen_norm: bool = False) -> dict:
         trainable = model_parts.set_trainable(self.model, net) if optimizer is None else \
             sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         args = _training_args(self.cfg, stage, epochs, lr, self.device)
         trainer = Trainer(
-            model=model_parts.LogitsWithLoss(net), args=args, train_dataset=train, eval_dataset=val,
+            model=model_parts.LogitsWithLoss(net, frozen_norm), args=args, train_dataset=train, eval_dataset=val,
             compute_metrics=_compute_metrics, optimizers=(optimizer, None),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *self.callbacks],
         )
@@ -190,7 +191,8 @@ class StagedTrainer:
         groups = model_parts.layerwise_param_groups(self.model, self.cfg.lr_full_low, self.cfg.lr_full_high)
         optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        result = self._fit("full", self.model, train, val, self.cfg.epochs_full, self.cfg.lr_full_high, optimizer)
+        result = self._fit("full", self.model, train, val, self.cfg.epochs_full, self.cfg.lr_full_high, optimizer,
+                           frozen_norm=True)
         # best checkpoint by validation macro-F1 holds across stages too, not only within one
         previous = self.history["top"].get("validation", {}).get("macro_f1", -1.0)
         if result["validation"]["macro_f1"] < previous:
