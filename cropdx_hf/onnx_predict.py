@@ -71,7 +71,7 @@ class OnnxPredictor:
         return exp / exp.sum(axis=-1, keepdims=True)
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
-        """Same threshold and treatment lookup as PyTorch; no leaf detector (it needs pooled features)."""
+        """Same threshold and treatment lookup as PyTorch; no leaf detector (its gate network runs in PyTorch)."""
         return decide(self.name, self.label_names, self.probabilities([image])[0], self.threshold, None, top_k)
 
     def predict(self, image, top_k: int = 3) -> list[Prediction]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import timm.data
 import torch
 
 from .backbones import create_backbone
 from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
 from .images import load_image
-from .leaf_detector import LeafDetector, forward_levels
+from .leaf_detector import LeafDetector
 from .model_folder import load_model_folder
 from .results import Prediction
 from .transforms import data_config, eval_transform
@@ -52,18 +51,12 @@ class Predictor:
         """Softmax of temperature-scaled logits, one row per image (paths, bytes or PIL images)."""
         return (self.model(self.pixels(images)) / self.temperature).softmax(dim=-1)
 
-    @torch.inference_mode()
-    def analyze(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Calibrated probabilities and, with a leaf detector, which images look like leaves: one pass."""
-        levels, pooled = forward_levels(self.model, pixels)
-        probs = (self.model.get_classifier()(pooled) / self.temperature).softmax(dim=-1)
-        return probs, self.detector.is_leaf(levels.numpy()) if self.detector else None
-
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
-        probs, is_leaf = self.analyze(self.pixels([image]))
-        leaf = None if is_leaf is None else bool(is_leaf[0])
-        return decide(self.name, self.label_names, probs[0].numpy(), self.threshold, leaf, top_k)
+        photo = load_image(image)
+        probs = self.probabilities([photo])[0].numpy()
+        leaf = None if self.detector is None else bool(self.detector.check([photo])[0])
+        return decide(self.name, self.label_names, probs, self.threshold, leaf, top_k)
 
     def predict(self, image, top_k: int = 3) -> list[Prediction]:
         probs = self.probabilities([image])[0]

@@ -1,7 +1,22 @@
+import shutil
+
 import numpy as np
 import pytest
+from PIL import Image
+from skimage import data as skdata
 
-from cropdx_hf.leaf_detector import LeafDetector
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.images import load_image
+from cropdx_hf.leaf_detector import DETECTOR_FILE, LeafDetector, fit_for_model
+from cropdx_hf.model_config import read_config
+from tests.conftest import LEAVES
+
+
+@pytest.fixture(scope="module")
+def non_leaf_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("non_leaf")
+    Image.fromarray(skdata.chelsea()).save(folder / "cat.png")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -16,29 +31,47 @@ def clusters():
 
 def test_the_threshold_accepts_the_chosen_share_of_validation_leaves(clusters):
     _, labels, train, validation, _ = clusters
-    detector = LeafDetector.fit(train, labels, validation, bounds=[0, 32], components=(8,), quantile=0.95)
+    detector = LeafDetector.fit(train, labels, validation, components=8, quantile=0.95)
     assert detector.is_leaf(validation).mean() == pytest.approx(0.95, abs=0.01)
 
 
 def test_far_away_features_are_rejected_and_near_ones_accepted(clusters):
     centres, labels, train, validation, rng = clusters
-    detector = LeafDetector.fit(train, labels, validation, bounds=[0, 16, 32], components=(8, 8))
+    detector = LeafDetector.fit(train, labels, validation, components=8)
     near = centres[rng.integers(0, 3, 100)] + rng.normal(0, 1, (100, 32))
     far = rng.normal(0, 10, (100, 32)) + 40  # nowhere near any class
-    half_far = near.copy()
-    half_far[:, 16:] += 40  # leaf-like at the first level only: the second level must reject it
+    between = (centres[0] + centres[1]) / 2 + rng.normal(0, 1, (100, 32))  # off every class, inside the cloud
     assert detector.is_leaf(near).mean() > 0.95
     assert detector.is_leaf(far).mean() == 0.0
-    assert detector.is_leaf(half_far).mean() == 0.0
+    assert detector.is_leaf(between).mean() == 0.0
 
 
 def test_save_and_load_round_trip(clusters, tmp_path):
     _, labels, train, validation, _ = clusters
-    detector = LeafDetector.fit(train, labels, validation, bounds=[0, 16, 32], components=(8, 8))
+    detector = LeafDetector.fit(train, labels, validation, components=8, backbone="efficientnet_lite0")
     detector.save(tmp_path)
     loaded = LeafDetector.load(tmp_path)
-    for a, b in zip(loaded.levels, detector.levels, strict=True):
-        assert (a.start, a.stop) == (b.start, b.stop) and a.threshold == pytest.approx(b.threshold, rel=1e-5)
-        assert np.allclose(a.score(validation), b.score(validation), rtol=1e-3)
+    assert loaded.backbone == "efficientnet_lite0"
+    assert loaded.threshold == pytest.approx(detector.threshold, rel=1e-5)
+    assert np.allclose(loaded.score(validation), detector.score(validation), rtol=1e-3)
     assert (loaded.is_leaf(validation) == detector.is_leaf(validation)).mean() > 0.99
     assert LeafDetector.load(tmp_path / "elsewhere") is None
+
+
+def test_fitted_on_fixture_leaves_the_gate_turns_away_a_cat(trained, non_leaf_dir, tmp_path):
+    """The real gate network on the shipped fixture photos: fit, save, load and check agree on what a leaf is."""
+    model_dir = shutil.copytree(trained[1], tmp_path / "model")
+    report = fit_for_model(model_dir, LEAVES, non_leaf_dir=non_leaf_dir, per_class=4)
+    detector = LeafDetector.load(model_dir)
+    assert report["non_leaf_photos"] == 1 and report["non_leaf_rejected"] == 1.0
+    assert read_config(model_dir)["cropdx"]["leaf_detector"] == report
+    validation = trained[0].splits["validation"]
+    leaves = [load_image(row["image"]["path"]) for row in validation]
+    assert detector.check(leaves).mean() >= 0.5
+    assert not detector.check([Image.open(non_leaf_dir / "cat.png")])[0]
+
+
+def test_an_unreadable_detector_file_is_a_clear_model_folder_error(tmp_path):
+    (tmp_path / DETECTOR_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(ModelFolderError, match="refit it"):
+        LeafDetector.load(tmp_path)
