@@ -7,6 +7,7 @@ import sys
 import torch
 
 from cropdx_hf import model_parts
+from cropdx_hf.backbones import create_backbone
 from cropdx_hf.predict import Predictor
 from cropdx_hf.train import STAGE_DONE, StagedTrainer, TrainConfig
 from tests.conftest import LEAVES, TINY
@@ -102,3 +103,19 @@ def test_two_process_data_parallel_training(tmp_path):
     # two processes share each epoch: each takes half the rows, so one epoch is half the single-process steps
     assert state["max_steps"] == -(-train_rows // (2 * TINY["batch_size"]))
     assert (out / "model.safetensors").is_file()
+
+
+def test_stage_three_keeps_batchnorm_statistics_frozen():
+    """Trunk BN adopting leaf batch statistics shifts what the stage-2 top was trained on; the weights still learn."""
+    net = create_backbone("mobilenetv2_100", num_classes=3)
+    wrapped = model_parts.LogitsWithLoss(net, frozen_norm=True).train()
+    before = net.bn1.running_mean.clone(), net.bn1.weight.clone()
+    out = wrapped(torch.randn(4, 3, 64, 64) * 3 + 1, torch.tensor([0, 1, 2, 0]))
+    out["loss"].backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    assert net.training and not net.bn1.training
+    assert torch.equal(net.bn1.running_mean, before[0]), "running statistics must not move"
+    assert not torch.equal(net.bn1.weight, before[1]), "the affine BN weights still train"
+    unfrozen = model_parts.LogitsWithLoss(net).train()
+    unfrozen(torch.randn(4, 3, 64, 64) * 3 + 1)
+    assert not torch.equal(net.bn1.running_mean, before[0])
