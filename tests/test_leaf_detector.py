@@ -1,3 +1,4 @@
+import runpy
 import shutil
 
 import numpy as np
@@ -5,11 +6,14 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from cropdx_hf.data import load_leaf_dataset
 from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.evaluation import select_split
 from cropdx_hf.images import load_image
-from cropdx_hf.leaf_detector import DETECTOR_FILE, LeafDetector, fit_for_model
+from cropdx_hf.leaf_detector import DETECTOR_FILE, LeafDetector, _features, fit_for_model
 from cropdx_hf.model_config import read_config
-from tests.conftest import LEAVES
+from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
+from tests.conftest import LEAVES, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +79,27 @@ def test_an_unreadable_detector_file_is_a_clear_model_folder_error(tmp_path):
     (tmp_path / DETECTOR_FILE).write_bytes(b"not safetensors")
     with pytest.raises(ModelFolderError, match="refit it"):
         LeafDetector.load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def real_non_leaf_photos(tmp_path_factory):
+    collect = runpy.run_path(str(ROOT / "scripts" / "non_leaf_photos.py"))["collect"]
+    return collect(tmp_path_factory.mktemp("non_leaf_photos"))
+
+
+@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+def test_the_default_release_rejects_real_non_leaf_photos(real_non_leaf_photos):
+    """Issue target: >= 95 % of real non-leaf photos rejected (measured again here, not read from the card)."""
+    detector = LeafDetector.load(resolve_model(DEFAULT_MODEL))
+    rejected = ~detector.check([load_image(p) for p in real_non_leaf_photos])
+    assert len(real_non_leaf_photos) >= 25 and rejected.mean() >= 0.95, \
+        [p.name for p, r in zip(real_non_leaf_photos, rejected, strict=True) if not r]
+
+
+@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+def test_the_default_release_accepts_test_split_leaves(shared_data):
+    """Issue target: <= 2 % of the leaf-grouped test split turned away as "not a leaf"."""
+    model_dir = resolve_model(DEFAULT_MODEL)
+    rows = select_split(load_leaf_dataset(shared_data), model_dir / "split.csv", "test")
+    features, _ = _features(rows)
+    assert len(rows) > 1000 and LeafDetector.load(model_dir).is_leaf(features).mean() >= 0.98
