@@ -61,7 +61,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         split_sizes=", ".join(f"{k} {v:,}" for k, v in meta["split_sizes"].items()),
         training=training, stages=_stage_lines(train_metrics["stages"], training),
         input_size=config["pretrained_cfg"]["input_size"][-1], mean=config["pretrained_cfg"]["mean"],
-        std=config["pretrained_cfg"]["std"], train_minutes=round(train_metrics["train_seconds"] / 60, 1),
+        std=config["pretrained_cfg"]["std"],
+        train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
         hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
         export=meta.get("export"), leaf_detector=meta.get("leaf_detector"),
     )
