@@ -103,6 +103,7 @@ def export_model(
     """Export, quantize, verify. `torch_logits` are PyTorch's logits on `verify_images` (the reference)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / ONNX_INT8).unlink(missing_ok=True)  # an INT8 file from earlier weights must not outlive this export
     export_fp32(model_dir, out)
     fp32 = OnnxPredictor(out, ONNX_FP32, threads)
     calibration = np.stack([fp32.preprocess(image) for image in calibration_images[:CALIBRATION_IMAGES]])

@@ -24,6 +24,7 @@ IMAGES = sorted(str(p) for p in LEAVES.glob("*/*"))[::5]
 def exported(trained, tmp_path_factory):
     _, model_dir = trained
     out = tmp_path_factory.mktemp("export")
+    (out / "model_int8.onnx").write_bytes(b"INT8 file of earlier weights")  # must not survive the export
     assert main(["export", "--model", str(model_dir), "--data", str(LEAVES), "--split", "all",
                  "--out", str(out)]) == 0
     return model_dir, out, json.loads((out / "export_metrics.json").read_text())
