@@ -72,7 +72,7 @@ def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]
     what = {"head": "head only, on cached pooled features",
             "top": f"top {training['top_stages']} block stages + head, on cached activations of "
                    f"{training['train_views']} augmented views per photo",
-            "full": "all layers, layer-wise learning rates"}
+            "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
     for stage, info in stages.items():
         if info.get("skipped"):
