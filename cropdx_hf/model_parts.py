@@ -14,10 +14,12 @@ from transformers import PretrainedConfig
 class LogitsWithLoss(nn.Module):
     """The `Trainer` interface over any net: `pixel_values` are images, or cached activations in stages 1-2."""
 
-    def __init__(self, net: nn.Module, frozen_norm: bool = False):
+    def __init__(self, net: nn.Module, frozen_norm: bool = False, logit_adjustment: torch.Tensor | None = None):
         super().__init__()
         self.net = net
         self.frozen_norm = frozen_norm
+        # not saved in checkpoints: a training-time loss term, never part of the model
+        self.register_buffer("logit_adjustment", logit_adjustment, persistent=False)
         self.config = PretrainedConfig()  # Trainer reads model.config (problem_type) when smoothing labels
 
     def train(self, mode: bool = True) -> LogitsWithLoss:
@@ -35,6 +37,10 @@ class LogitsWithLoss(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.net(pixel_values)
+        if self.training and self.logit_adjustment is not None:
+            # logit-adjusted loss (Menon et al. 2021, arXiv:2007.07314): the loss sees logits shifted by the
+            # class prior, so rare classes must win by a larger margin; evaluation and predictions never see it
+            logits = logits + self.logit_adjustment
         out = {"logits": logits}
         if labels is not None:  # Trainer's label smoother pops labels and computes the loss itself
             out["loss"] = nn.functional.cross_entropy(logits, labels)

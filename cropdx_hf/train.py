@@ -5,8 +5,8 @@
 3. all layers (1e-5 at the stem rising to 5e-5 at the head) on augmented images, optionally at a lower
    resolution.
 Stages 1-2 never run the trunk during training, which is what makes a release model affordable on a
-2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, gradient clipping, early
-stopping and best checkpoint by validation macro-F1.
+2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, a logit-adjusted loss for the uneven
+classes, gradient clipping, early stopping and best checkpoint by validation macro-F1.
 """
 
 from __future__ import annotations
@@ -101,10 +101,18 @@ class StagedTrainer:
             self.splits = type(self.splits)(
                 {k: v.shuffle(seed=cfg.seed).select(range(min(len(v), cap))) for k, v in self.splits.items()})
         self.split_csv = Path(split_csv)
+        self.logit_adjustment = self._logit_adjustment(len(self.data.class_names))
         self.model = create_backbone(cfg.backbone, len(self.data.class_names), drop_rate=cfg.drop_rate)
         self.config = data_config(self.model, cfg.image_size)
         self.history: dict[str, dict] = {}
         self._caches: dict[str, object] | None = None
+
+    def _logit_adjustment(self, num_classes: int) -> torch.Tensor | None:
+        """tau * log(training class prior); a class absent from training counts as one photo."""
+        if not self.cfg.logit_adjustment:
+            return None
+        counts = np.bincount(self.splits["train"]["label"], minlength=num_classes).clip(min=1)
+        return self.cfg.logit_adjustment * torch.log(torch.as_tensor(counts / counts.sum(), dtype=torch.float32))
 
     def run(self) -> Path:
         start = time.time()
@@ -156,7 +164,8 @@ class StagedTrainer:
             sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         args = _training_args(self.cfg, stage, epochs, lr, self.device)
         trainer = Trainer(
-            model=model_parts.LogitsWithLoss(net, frozen_norm), args=args, train_dataset=train, eval_dataset=val,
+            model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment), args=args,
+            train_dataset=train, eval_dataset=val,
             compute_metrics=_compute_metrics, optimizers=(optimizer, None),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *self.callbacks],
         )

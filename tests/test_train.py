@@ -119,3 +119,26 @@ def test_stage_three_keeps_batchnorm_statistics_frozen():
     unfrozen = model_parts.LogitsWithLoss(net).train()
     unfrozen(torch.randn(4, 3, 64, 64) * 3 + 1)
     assert not torch.equal(net.bn1.running_mean, before[0])
+
+
+def test_logit_adjustment_shifts_the_training_loss_only():
+    """Rare classes get a larger margin in the loss; evaluation logits stay the model's own."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    adjustment = torch.log(torch.tensor([0.8, 0.15, 0.05]))
+    wrapped = model_parts.LogitsWithLoss(net, logit_adjustment=adjustment)
+    x, labels = torch.randn(5, 4), torch.tensor([2, 2, 1, 0, 2])
+    assert torch.allclose(wrapped.train()(x)["logits"], net(x) + adjustment)
+    assert torch.equal(wrapped.eval()(x)["logits"], net(x))
+    rare_loss = torch.nn.functional.cross_entropy(net(x) + adjustment, labels)
+    assert wrapped.train()(x, labels)["loss"] > torch.nn.functional.cross_entropy(net(x), labels)
+    assert torch.isclose(wrapped.train()(x, labels)["loss"], rare_loss)
+    assert "logit_adjustment" not in wrapped.state_dict(), "a loss term, not part of saved checkpoints"
+
+
+def test_logit_adjustment_follows_the_training_class_prior(trained):
+    trainer, _ = trained
+    labels = trainer.splits["train"]["label"]
+    counts = torch.bincount(torch.as_tensor(labels), minlength=len(trainer.data.class_names)).clamp(min=1)
+    expected = trainer.cfg.logit_adjustment * torch.log(counts / counts.sum())
+    assert torch.allclose(trainer.logit_adjustment, expected)
