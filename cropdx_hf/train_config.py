@@ -32,9 +32,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     label_smoothing: float = 0.1
-    logit_adjustment: float = field(default=1.0, metadata={
+    logit_adjustment: float = field(default=0.0, metadata={
         "help": "tau of the logit-adjusted loss: rare classes (Potato healthy: 72 training photos, YellowLeaf curl: "
-                "1,308) get a larger margin; 0 is plain cross-entropy"})
+                "1,308) get a larger margin; 0 (the releases) is plain cross-entropy"})
     max_grad_norm: float = 1.0
     drop_rate: float = 0.2
     patience: int = 5

@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--split-csv", default="splits/plantvillage.csv")
     parser.add_argument("--top-stages", type=int, default=4, help="recipe: as the releases (train_releases.sh)")
     parser.add_argument("--lr-top", type=float, default=1e-3, help="recipe: as the releases")
+    parser.add_argument("--epochs-top", type=float, default=5, help="recipe: stage 2 epochs, as lite0's release")
     parser.add_argument("--epochs-full", type=float, default=2, help="recipe: stage 3 epochs, as lite0's release")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -75,8 +76,8 @@ def main() -> None:
         common = {"data": args.data, "backbone": args.backbone, "image_size": args.image_size,
                   "max_train_samples": args.max_train_samples, "split_csv": args.split_csv, "report_to": "none"}
         recipe_clock = Clock(budget)
-        recipe = run(TrainConfig(out=f"{work}/recipe", top_stages=args.top_stages, lr_top=args.lr_top,
-                                 epochs_head=5, epochs_top=5, epochs_full=args.epochs_full, **common), recipe_clock)
+        recipe = run(TrainConfig(out=f"{work}/recipe", top_stages=args.top_stages, lr_top=args.lr_top, epochs_head=5,
+                                 epochs_top=args.epochs_top, epochs_full=args.epochs_full, **common), recipe_clock)
         plain_clock = Clock(budget, args.eval_every)
         plain = run(TrainConfig(out=f"{work}/plain", epochs_head=0, epochs_top=0, epochs_full=args.plain_epochs,
                                 lr_full_low=args.plain_lr, lr_full_high=args.plain_lr, **common), plain_clock)

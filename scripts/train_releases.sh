@@ -37,4 +37,6 @@ for backbone in ${BACKBONES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lit
     --batch_size "$BATCH" --backbone "$backbone" --out "models/$backbone" $(recipe_for "$backbone") ${RESUME:+--resume}
   .venv/bin/cropdx calibrate --model "$backbone" --data "$DATA"
   .venv/bin/cropdx evaluate --model "$backbone" --data "$DATA" --split test --out "models/$backbone/eval"
+  .venv/bin/cropdx evaluate --model "$backbone" --data "$DATA" --split validation \
+    --out "models/$backbone/eval/validation"
 done

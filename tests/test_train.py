@@ -136,9 +136,14 @@ def test_logit_adjustment_shifts_the_training_loss_only():
     assert "logit_adjustment" not in wrapped.state_dict(), "a loss term, not part of saved checkpoints"
 
 
-def test_logit_adjustment_follows_the_training_class_prior(trained):
+def test_logit_adjustment_follows_the_training_class_prior(tmp_path):
+    trainer = StagedTrainer(TrainConfig(data=str(LEAVES), out=str(tmp_path), backbone="mobilenetv2_100",
+                                        logit_adjustment=0.5, **TINY))
+    labels = torch.as_tensor(trainer.splits["train"]["label"])
+    counts = torch.bincount(labels, minlength=len(trainer.data.class_names)).clamp(min=1)
+    assert torch.allclose(trainer.logit_adjustment, 0.5 * torch.log(counts / counts.sum()))
+
+
+def test_plain_cross_entropy_by_default(trained):
     trainer, _ = trained
-    labels = trainer.splits["train"]["label"]
-    counts = torch.bincount(torch.as_tensor(labels), minlength=len(trainer.data.class_names)).clamp(min=1)
-    expected = trainer.cfg.logit_adjustment * torch.log(counts / counts.sum())
-    assert torch.allclose(trainer.logit_adjustment, expected)
+    assert trainer.cfg.logit_adjustment == 0 and trainer.logit_adjustment is None
