@@ -5,8 +5,8 @@
 3. all layers (1e-5 at the stem rising to 5e-5 at the head) on augmented images, optionally at a lower
    resolution.
 Stages 1-2 never run the trunk during training, which is what makes a release model affordable on a
-2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, a logit-adjusted loss for the uneven
-classes, gradient clipping, early stopping and best checkpoint by validation macro-F1.
+2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, gradient clipping, early stopping
+and best checkpoint by validation macro-F1; optionally a logit-adjusted loss for the uneven classes (off by default).
 """
 
 from __future__ import annotations
