@@ -66,8 +66,8 @@ def main() -> None:
     parser.add_argument("--split-csv", default="splits/plantvillage.csv")
     parser.add_argument("--top-stages", type=int, default=4, help="recipe: as the releases (train_releases.sh)")
     parser.add_argument("--lr-top", type=float, default=1e-3, help="recipe: as the releases")
-    parser.add_argument("--epochs-top", type=float, default=5, help="recipe: stage 2 epochs, as lite0's release")
-    parser.add_argument("--epochs-full", type=float, default=2, help="recipe: stage 3 epochs, as lite0's release")
+    parser.add_argument("--epochs-top", type=float, default=5, help="recipe: stage 2 epochs (the 160-px recipe)")
+    parser.add_argument("--epochs-full", type=float, default=2, help="recipe: stage 3 epochs (the 160-px recipe)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
