@@ -34,7 +34,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     logit_adjustment: float = field(default=0.0, metadata={
         "help": "tau of the logit-adjusted loss: rare classes (Potato healthy: 72 training photos, YellowLeaf curl: "
-                "1,308) get a larger margin; 0 (the releases) is plain cross-entropy"})
+                "1,308) get a larger margin; 0 (the default) is plain cross-entropy; the lite0 release uses 0.5"})
     max_grad_norm: float = 1.0
     drop_rate: float = 0.2
     patience: int = 5
