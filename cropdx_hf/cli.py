@@ -90,8 +90,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     model_dir = resolve_model(args.model)
     threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
-    pred = predict_split(model_dir, args.data, args.split)
+    pred = predict_split(model_dir, args.data, args.split, args.image_size, args.crop_pct)
     metrics = {**full_metrics(pred, threshold), "skipped_classes": pred.skipped_classes}
+    if args.image_size or args.crop_pct:
+        metrics["preprocessing_override"] = {"image_size": args.image_size, "crop_pct": args.crop_pct}
     if pred.skipped_classes:
         print(f"skipped classes without a counterpart: {', '.join(pred.skipped_classes)}")
     out = Path(args.out)
@@ -227,6 +229,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True)
     evaluate.add_argument("--split", choices=["auto", "test", "validation", "all"], default="auto",
                           help="auto: the model's test split when its split covers the data, else every photo")
+    evaluate.add_argument("--image-size", type=int, help="evaluate at this input size instead of the model's own")
+    evaluate.add_argument("--crop-pct", type=float, help="centre crop instead of the model's own (1.0: whole photo)")
     evaluate.set_defaults(func=_evaluate)
 
     export = sub.add_parser("export", help="ONNX and INT8 files via optimum, verified for parity, accuracy, speed",

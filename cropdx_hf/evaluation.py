@@ -25,7 +25,7 @@ from .metrics import load_metric
 from .model_config import update_metadata
 from .model_folder import load_model_folder
 from .splits import split_dataset
-from .transforms import batch_transform, data_config, eval_transform
+from .transforms import batch_transform, channels_last, data_config, eval_transform
 
 
 @dataclass
@@ -65,7 +65,7 @@ def predict_logits(
     data = rows.with_transform(batch_transform(eval_transform(data_config(model))))
     outputs, labels = [], []
     for batch in tqdm(DataLoader(data, batch_size=batch_size), desc="evaluating", leave=False):
-        pixels = batch["pixel_values"].to(device)
+        pixels = channels_last(batch["pixel_values"].to(device))
         outputs.append((forward(model, pixels) if forward else model(pixels)).float().cpu())
         labels.append(torch.as_tensor(batch["labels"]))
     return torch.cat(outputs).numpy(), torch.cat(labels).numpy()
@@ -101,10 +101,14 @@ def full_metrics(pred: Predictions, threshold: float) -> dict[str, Any]:
     }
 
 
-def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: str = "auto") -> Predictions:
+def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: str = "auto",
+                  image_size: int | None = None, crop_pct: float | None = None) -> Predictions:
     """Predictions of a saved model on `split` of `data` ('auto': the model's test split when its saved
-    split covers the data, otherwise every photo, e.g. field photos from another source)."""
+    split covers the data, otherwise every photo, e.g. field photos from another source), optionally at another
+    input size or crop than the saved one (to measure what a change of preprocessing would do)."""
     model, config = load_model_folder(model_dir)
+    preprocessing = data_config(model, image_size, crop_pct)
+    model.pretrained_cfg = {**model.pretrained_cfg, **{k: preprocessing[k] for k in ("input_size", "crop_pct")}}
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
     rows = select_split(dataset, Path(model_dir) / "split.csv", split)
     names = config["label_names"]

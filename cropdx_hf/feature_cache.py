@@ -7,12 +7,15 @@ several augmented views of each training photo.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import datasets
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .transforms import batch_transform
+from .transforms import batch_transform, channels_last
 
 
 class CachedActivations(Dataset):
@@ -37,19 +40,22 @@ class CachedActivations(Dataset):
 
 @torch.no_grad()  # not inference_mode: cached tensors later feed autograd
 def cache_activations(
-    trunk: torch.nn.Module, rows: datasets.Dataset, transform, *, views: int = 1, batch_size: int = 64,
-    device: str = "cpu", seed: int = 42, num_workers: int = 0, desc: str = "caching",
+    trunk: torch.nn.Module, rows: datasets.Dataset, transform, *, views: int | Sequence[int] = 1,
+    batch_size: int = 64, device: str = "cpu", seed: int = 42, num_workers: int = 0, desc: str = "caching",
 ) -> CachedActivations:
-    """`views` passes over `rows` through `transform` (random views when it augments)."""
+    """Passes over `rows` through `transform` (random views when it augments): `views` per row, or one count
+    per row (pass k covers the rows with more than k views)."""
     torch.manual_seed(seed)
     trunk = trunk.eval().to(device)
-    data = rows.with_transform(batch_transform(transform))
+    counts = np.full(len(rows), views) if isinstance(views, int) else np.asarray(views)
     acts, labels = [], []
-    for _ in range(views):
-        loader = DataLoader(data, batch_size=batch_size, num_workers=num_workers)
+    for k in range(int(counts.max(initial=0))):
+        subset = rows if (counts > k).all() else rows.select(np.flatnonzero(counts > k))
+        loader = DataLoader(subset.with_transform(batch_transform(transform)), batch_size=batch_size,
+                            num_workers=num_workers)
         for batch in tqdm(loader, desc=desc, leave=False):
             pixels = torch.stack(batch["pixel_values"]) if isinstance(batch["pixel_values"], list) \
                 else batch["pixel_values"]
-            acts.append(trunk(pixels.to(device)).half().cpu())
+            acts.append(trunk(channels_last(pixels.to(device))).half().cpu())
             labels.append(torch.as_tensor(batch["labels"]))
     return CachedActivations(torch.cat(acts), torch.cat(labels))

@@ -27,6 +27,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 
 from .errors import ModelFolderError
+from .transforms import channels_last, data_config, eval_transform
 
 DETECTOR_FILE = "leaf_detector.safetensors"
 GATE_BACKBONE = "mobilenetv2_100"
@@ -39,14 +40,13 @@ FIELDS = ("mean", "components", "class_means", "precision", "threshold")
 def gate_network(name: str) -> tuple[torch.nn.Module, Callable[[Image.Image], torch.Tensor]]:
     """The bare ImageNet network and its eval transform, built once per process and shared by all releases."""
     from .backbones import create_backbone
-    from .transforms import data_config, eval_transform
 
     model = create_backbone(name).eval()
     return model, eval_transform(data_config(model))
 
 
 def pooled_features(model: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
-    return model.forward_head(model.forward_features(pixels), pre_logits=True)
+    return model.forward_head(model.forward_features(channels_last(pixels)), pre_logits=True)
 
 
 @dataclass

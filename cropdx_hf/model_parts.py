@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
+from .transforms import channels_last
+
 
 class LogitsWithLoss(nn.Module):
     """The `Trainer` interface over any net: `pixel_values` are images, or cached activations in stages 1-2."""
@@ -36,7 +38,7 @@ class LogitsWithLoss(nn.Module):
         return self
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.net(pixel_values)
+        logits = self.net(channels_last(pixel_values))
         if self.training and self.logit_adjustment is not None:
             # logit-adjusted loss (Menon et al. 2021, arXiv:2007.07314): the loss sees logits shifted by the
             # class prior, so rare classes must win by a larger margin; evaluation and predictions never see it

@@ -14,7 +14,7 @@ from .images import load_image
 from .leaf_detector import LeafDetector
 from .model_folder import load_model_folder
 from .results import Prediction
-from .transforms import data_config, eval_transform
+from .transforms import channels_last, data_config, eval_transform
 
 
 class Predictor:
@@ -49,7 +49,7 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, images: Sequence) -> torch.Tensor:
         """Softmax of temperature-scaled logits, one row per image (paths, bytes or PIL images)."""
-        return (self.model(self.pixels(images)) / self.temperature).softmax(dim=-1)
+        return (self.model(channels_last(self.pixels(images))) / self.temperature).softmax(dim=-1)
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""

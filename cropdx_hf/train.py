@@ -6,7 +6,8 @@
    resolution.
 Stages 1-2 never run the trunk during training, which is what makes a release model affordable on a
 2-core CPU. Every stage: AdamW, cosine schedule with warm-up, label smoothing, gradient clipping, early stopping
-and best checkpoint by validation macro-F1; optionally a logit-adjusted loss for the uneven classes (off by default).
+and best checkpoint by validation macro-F1; optionally (all off by default) a logit-adjusted loss for the uneven
+classes, more cached views of rare classes, a moving average of the weights, and validation at a larger size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .model_folder import save_model_folder
 from .splits import split_dataset
 from .train_config import TrainConfig
 from .transforms import batch_transform, data_config, eval_transform, train_transform
+from .weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
 STAGES = ("head", "top", "full")
@@ -101,18 +104,34 @@ class StagedTrainer:
             self.splits = type(self.splits)(
                 {k: v.shuffle(seed=cfg.seed).select(range(min(len(v), cap))) for k, v in self.splits.items()})
         self.split_csv = Path(split_csv)
-        self.logit_adjustment = self._logit_adjustment(len(self.data.class_names))
         self.model = create_backbone(cfg.backbone, len(self.data.class_names), drop_rate=cfg.drop_rate)
-        self.config = data_config(self.model, cfg.image_size)
+        # training views at image_size; validation and the saved model at the evaluation size and crop, which may
+        # be larger: RandomResizedCrop shows leaves smaller than a centre crop does, and evaluating a little above
+        # the training size undoes that (FixRes, Touvron et al. 2019, arXiv:1906.06423)
+        self.train_config = data_config(self.model, cfg.image_size)
+        self.eval_config = data_config(self.model, cfg.eval_image_size or cfg.image_size, cfg.eval_crop_pct)
         self.history: dict[str, dict] = {}
         self._caches: dict[str, object] | None = None
 
-    def _logit_adjustment(self, num_classes: int) -> torch.Tensor | None:
-        """tau * log(training class prior); a class absent from training counts as one photo."""
+    def logit_adjustment(self, labels: Sequence[int]) -> torch.Tensor | None:
+        """tau * log(class prior of the rows a stage trains on); a class absent from them counts as one row."""
         if not self.cfg.logit_adjustment:
             return None
-        counts = np.bincount(self.splits["train"]["label"], minlength=num_classes).clip(min=1)
+        counts = np.bincount(np.asarray(labels), minlength=len(self.data.class_names)).clip(min=1)
         return self.cfg.logit_adjustment * torch.log(torch.as_tensor(counts / counts.sum(), dtype=torch.float32))
+
+    def views_per_photo(self) -> np.ndarray:
+        """Cached views per training photo: `train_views`, more for rare classes when `max_views` allows.
+
+        Potato healthy has 72 training photos against a median class of ~600; extra augmented views of its
+        photos cost little (few photos) and give the top more variety of the classes it sees least."""
+        labels = np.asarray(self.splits["train"]["label"])
+        views = self.cfg.train_views
+        if not self.cfg.max_views or self.cfg.max_views <= views:
+            return np.full(len(labels), views)
+        sizes = np.bincount(labels)
+        wanted = np.round(views * np.median(sizes[sizes > 0]) / sizes.clip(min=1))
+        return wanted.clip(views, self.cfg.max_views).astype(int)[labels]
 
     def run(self) -> Path:
         start = time.time()
@@ -148,26 +167,28 @@ class StagedTrainer:
         """Trunk activations: augmented views of the training photos, one eval view of validation photos."""
         if self._caches is None:
             trunk = model_parts.trunk(self.model, self.cfg.top_stages)
-            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.num_workers,
+            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.cache_workers,
                       "batch_size": self.cfg.cache_batch_size}
             self._caches = {
-                "train": cache_activations(trunk, self.splits["train"], train_transform(self.config),
-                                           views=self.cfg.train_views, desc="caching train views", **common),
-                "validation": cache_activations(trunk, self.splits["validation"], eval_transform(self.config),
+                "train": cache_activations(trunk, self.splits["train"], train_transform(self.train_config),
+                                           views=self.views_per_photo(), desc="caching train views", **common),
+                "validation": cache_activations(trunk, self.splits["validation"], eval_transform(self.eval_config),
                                                 desc="caching validation", **common),
             }
         return self._caches
 
-    def _fit(self, stage: str, net: torch.nn.Module, train, val, epochs: float, lr: float, optimizer=None,
-             frozen_norm: bool = False) -> dict:
+    def _fit(self, stage: str, net: torch.nn.Module, train, labels: Sequence[int], val, epochs: float, lr: float,
+             optimizer=None, frozen_norm: bool = False) -> dict:
+        """One Trainer run; `labels` are those of `train` (its class prior sets the logit adjustment)."""
         trainable = model_parts.set_trainable(self.model, net) if optimizer is None else \
             sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         args = _training_args(self.cfg, stage, epochs, lr, self.device)
+        averaging = [WeightAverageCallback(net, self.cfg.ema_decay)] if self.cfg.ema_decay else []
         trainer = Trainer(
-            model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment), args=args,
+            model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment(labels)), args=args,
             train_dataset=train, eval_dataset=val,
             compute_metrics=_compute_metrics, optimizers=(optimizer, None),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *self.callbacks],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *averaging, *self.callbacks],
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
         started = time.time()
@@ -184,24 +205,24 @@ class StagedTrainer:
         with torch.no_grad():
             train, val = caches["train"].mapped(features), caches["validation"].mapped(features)
         head = self.model.get_classifier()
-        return self._fit("head", head, train, val, self.cfg.epochs_head, self.cfg.lr_head)
+        return self._fit("head", head, train, train.labels, val, self.cfg.epochs_head, self.cfg.lr_head)
 
     def _stage_top(self) -> dict:
         caches = self._caches_for_top()
         return self._fit("top", model_parts.top(self.model, self.cfg.top_stages), caches["train"],
-                         caches["validation"], self.cfg.epochs_top, self.cfg.lr_top)
+                         caches["train"].labels, caches["validation"], self.cfg.epochs_top, self.cfg.lr_top)
 
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
-        train_cfg = data_config(self.model, self.cfg.full_image_size or self.config["input_size"][-1])
+        train_cfg = data_config(self.model, self.cfg.full_image_size or self.train_config["input_size"][-1])
         train = self.splits["train"].with_transform(batch_transform(train_transform(train_cfg)))
-        val = self.splits["validation"].with_transform(batch_transform(eval_transform(self.config)))
+        val = self.splits["validation"].with_transform(batch_transform(eval_transform(self.eval_config)))
         self.model.requires_grad_(True)
         groups = model_parts.layerwise_param_groups(self.model, self.cfg.lr_full_low, self.cfg.lr_full_high)
         optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        result = self._fit("full", self.model, train, val, self.cfg.epochs_full, self.cfg.lr_full_high, optimizer,
-                           frozen_norm=True)
+        result = self._fit("full", self.model, train, self.splits["train"]["label"], val, self.cfg.epochs_full,
+                           self.cfg.lr_full_high, optimizer, frozen_norm=True)
         # best checkpoint by validation macro-F1 holds across stages too, not only within one
         previous = self.history["top"].get("validation", {}).get("macro_f1", -1.0)
         if result["validation"]["macro_f1"] < previous:
@@ -214,7 +235,7 @@ class StagedTrainer:
         if not self.state.is_main_process:
             return out
         self.model.pretrained_cfg = {**self.model.pretrained_cfg, **{
-            k: self.config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
+            k: self.eval_config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
         test = evaluate_rows(self.model, self.splits["test"], device=self.device)
         validation = evaluate_rows(self.model, self.splits["validation"], device=self.device)
         metrics = {"test": test, "validation": validation, "stages": self.history,

@@ -17,8 +17,15 @@ class TrainConfig:
     split_csv: str | None = field(default=None, metadata={"help": "split to reuse or create (default OUT/split.csv)"})
     image_size: int | None = field(default=None, metadata={"help": "resolution (default: the backbone's)"})
     full_image_size: int | None = field(default=None, metadata={"help": "stage-3 training resolution"})
+    eval_image_size: int | None = field(default=None, metadata={
+        "help": "resolution the model is validated, saved and served at (default: the training one)"})
+    eval_crop_pct: float | None = field(default=None, metadata={
+        "help": "centre crop at evaluation (default: the backbone's, 0.875 for lite0); 1.0 keeps the whole photo"})
     top_stages: int = field(default=2, metadata={"help": "block stages trained in stage 2"})
     train_views: int = field(default=2, metadata={"help": "augmented views cached per training photo"})
+    max_views: int | None = field(default=None, metadata={
+        "help": "rare classes get more cached views: train_views x (median class size / class size), at most this "
+                "many (default: train_views for every photo)"})
     epochs_head: float = 10
     epochs_top: float = 6
     epochs_full: float = 1
@@ -35,6 +42,8 @@ class TrainConfig:
     logit_adjustment: float = field(default=0.0, metadata={
         "help": "tau of the logit-adjusted loss: rare classes (Potato healthy: 72 training photos, YellowLeaf curl: "
                 "1,308) get a larger margin; 0 (the default) is plain cross-entropy; the lite0 release uses 0.5"})
+    ema_decay: float = field(default=0.0, metadata={
+        "help": "evaluate and keep an exponential moving average of the weights with this decay (0: off)"})
     max_grad_norm: float = 1.0
     drop_rate: float = 0.2
     patience: int = 5
@@ -42,5 +51,8 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, mlflow, both (comma) or none"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints"})
-    num_workers: int = 0
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers of the Trainer's stages"})
+    cache_workers: int = field(default=1, metadata={
+        "help": "DataLoader workers decoding and augmenting photos while the trunk fills the cache (on 2 cores one "
+                "worker measured 1.2x faster than none)"})
     max_train_samples: int | None = field(default=None, metadata={"help": "cap per split, for smoke runs"})

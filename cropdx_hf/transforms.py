@@ -1,7 +1,8 @@
 """Preprocessing driven by the model's own `pretrained_cfg` (input size, mean/std, crop, interpolation).
 
 Eval is timm's deterministic transform. Training is the seed design's 9-step augmentation, written out
-because timm's `create_transform` has no vertical flip, rotation or blur steps.
+because timm's `create_transform` has no vertical flip, rotation or blur steps. Batches enter the networks in
+channels-last layout.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from torchvision import transforms as T
 from .images import load_image
 
 
-def data_config(model: torch.nn.Module, image_size: int | None = None) -> dict[str, Any]:
-    """timm's resolved data config, optionally at another square resolution (e.g. low-res training)."""
+def data_config(model: torch.nn.Module, image_size: int | None = None, crop_pct: float | None = None
+                ) -> dict[str, Any]:
+    """timm's resolved data config, optionally at another square resolution (e.g. low-res training) and centre
+    crop."""
     config = timm.data.resolve_model_data_config(model)
     if image_size is not None:
         config["input_size"] = (3, image_size, image_size)
+    if crop_pct is not None:
+        config["crop_pct"] = crop_pct
     return config
 
 
@@ -41,6 +46,14 @@ def train_transform(config: dict[str, Any]) -> T.Compose:
         T.Normalize(config["mean"], config["std"]),
         T.RandomErasing(p=0.1),
     ])
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC layout for image-shaped batches: oneDNN's depthwise and 1x1 convolutions run faster on it (measured on
+    the 2-core CPU: the lite0 top trains at 52 instead of 37 img/s, the whole network at 17 instead of 11, and
+    one 224-px photo on one thread takes 34 instead of 42 ms); the weights may stay as they are, PyTorch picks
+    the layout from the input."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def batch_transform(transform: T.Compose):

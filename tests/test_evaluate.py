@@ -3,12 +3,13 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import yaml
 
 from cropdx_hf.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from cropdx_hf.cli import main
-from cropdx_hf.evaluation import calibrate
+from cropdx_hf.evaluation import calibrate, predict_split
 from cropdx_hf.model_config import read_config
 from tests.conftest import LEAVES
 
@@ -83,3 +84,15 @@ def test_model_card_yaml_and_numbers_come_from_the_measurements(evaluated):
     assert f"| macro-F1 | {m['macro_f1']:.4f} |" in body
     assert read_config(model_dir)["cropdx"]["data_fingerprint"] in body
     assert "Hughes" in body and "Mohanty" in body and "not a substitute" in body
+
+
+def test_evaluate_at_another_input_size_and_crop(evaluated, tmp_path):
+    model_dir, own = evaluated
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(LEAVES), "--split", "all",
+                 "--image-size", "96", "--crop-pct", "1.0", "--out", str(tmp_path)]) == 0
+    other = json.loads((tmp_path / "metrics.json").read_text())
+    assert other["n"] == own["n"] and other["preprocessing_override"] == {"image_size": 96, "crop_pct": 1.0}
+    saved = predict_split(model_dir, LEAVES, "all")
+    larger = predict_split(model_dir, LEAVES, "all", image_size=96, crop_pct=1.0)
+    assert not np.allclose(saved.logits, larger.logits), "the photos went in at another size"
+    assert read_config(model_dir)["pretrained_cfg"]["input_size"] == [3, 64, 64], "the saved model is unchanged"

@@ -4,12 +4,15 @@ import json
 import subprocess
 import sys
 
+import datasets
 import torch
 
 from cropdx_hf import model_parts
 from cropdx_hf.backbones import create_backbone
+from cropdx_hf.feature_cache import cache_activations
 from cropdx_hf.predict import Predictor
 from cropdx_hf.train import STAGE_DONE, StagedTrainer, TrainConfig
+from cropdx_hf.transforms import train_transform
 from tests.conftest import LEAVES, TINY
 
 
@@ -18,15 +21,25 @@ def _last_state(folder):
     return json.loads((last / "trainer_state.json").read_text())
 
 
-def _eval_losses(out, stage):
-    return [entry["eval_loss"] for entry in _last_state(out / "checkpoints" / stage)["log_history"]
-            if "eval_loss" in entry]
+def test_the_head_stage_learns(tmp_path):
+    """The loss on the training photos falls (the fixtures' validation split, one photo per class, is too small
+    for its loss to move reliably)."""
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      **{**TINY, "epochs_top": 0, "epochs_full": 0})
+    trainer = StagedTrainer(cfg)
+    features = model_parts.top_features(trainer.model, cfg.top_stages).eval()
+    pooled = trainer._caches_for_top()["train"].mapped(features)
 
+    def training_loss() -> float:
+        with torch.no_grad():
+            logits = trainer.model.get_classifier()(pooled.activations.float())
+        return torch.nn.functional.cross_entropy(logits, pooled.labels).item()
 
-def test_the_head_stage_learns(trained):
-    _, out = trained
-    losses = _eval_losses(out, "head")
-    assert len(losses) == 4 and losses[-1] < losses[0]
+    before = training_loss()
+    trainer.run()
+    evaluations = [e for e in _last_state(tmp_path / "m" / "checkpoints" / "head")["log_history"] if "eval_loss" in e]
+    assert len(evaluations) == TINY["epochs_head"], "evaluated every epoch"
+    assert training_loss() < 0.8 * before
 
 
 def test_trainable_parameters_per_stage(trained):
@@ -136,14 +149,53 @@ def test_logit_adjustment_shifts_the_training_loss_only():
     assert "logit_adjustment" not in wrapped.state_dict(), "a loss term, not part of saved checkpoints"
 
 
-def test_logit_adjustment_follows_the_training_class_prior(tmp_path):
+def test_logit_adjustment_follows_the_class_prior_a_stage_trains_on(tmp_path):
     trainer = StagedTrainer(TrainConfig(data=str(LEAVES), out=str(tmp_path), backbone="mobilenetv2_100",
                                         logit_adjustment=0.5, **TINY))
-    labels = torch.as_tensor(trainer.splits["train"]["label"])
-    counts = torch.bincount(labels, minlength=len(trainer.data.class_names)).clamp(min=1)
-    assert torch.allclose(trainer.logit_adjustment, 0.5 * torch.log(counts / counts.sum()))
+    labels = [0, 0, 0, 1, 2, 2]
+    counts = torch.ones(len(trainer.data.class_names))  # a class absent from the rows counts as one
+    counts[:3] = torch.tensor([3.0, 1.0, 2.0])
+    assert torch.allclose(trainer.logit_adjustment(labels), 0.5 * torch.log(counts / counts.sum()))
+
+
+def test_rare_classes_get_more_cached_views(tmp_path):
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path), backbone="mobilenetv2_100", **TINY)
+    trainer = StagedTrainer(cfg)
+    labels = [0] * 10 + [1] * 10 + [2] * 4 + [3]
+    trainer.splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"label": labels})})
+    assert trainer.views_per_photo().tolist() == [1] * len(labels), "off by default: train_views for every photo"
+    cfg.train_views, cfg.max_views = 2, 8
+    # median class size 7: 2 x 7/4 = 3.5 -> 4 views for class 2, 2 x 7 = 14 -> capped at 8 for class 3
+    assert trainer.views_per_photo().tolist() == [2] * 20 + [4] * 4 + [8]
+
+
+def test_the_cache_holds_as_many_views_as_asked_per_photo(fixture_dataset):
+    rows = fixture_dataset.rows.select(range(5))
+    transform = train_transform({"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3})
+    trunk = torch.nn.AvgPool2d(4)
+    cache = cache_activations(trunk, rows, transform, views=[1, 3, 1, 2, 1], batch_size=2)
+    assert cache.activations.shape == (8, 3, 8, 8)
+    expected = [rows["label"][i] for i in (0, 1, 2, 3, 4, 1, 3, 1)]  # pass k covers the rows with more than k views
+    assert cache.labels.tolist() == expected
+    first, second = cache.activations[1], cache.activations[5]
+    assert not torch.equal(first, second), "each view of a photo is a new random augmentation"
 
 
 def test_plain_cross_entropy_by_default(trained):
     trainer, _ = trained
-    assert trainer.cfg.logit_adjustment == 0 and trainer.logit_adjustment is None
+    assert trainer.cfg.logit_adjustment == 0 and trainer.logit_adjustment([0, 1, 1]) is None
+
+
+def test_validation_and_the_saved_model_use_the_evaluation_size(tmp_path):
+    """Training views at image_size; validation cache, evaluation and the saved preprocessing at the larger
+    evaluation size with the whole photo."""
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      eval_image_size=96, eval_crop_pct=1.0, **{**TINY, "epochs_head": 0, "epochs_top": 0,
+                                                                 "epochs_full": 0})
+    trainer = StagedTrainer(cfg)
+    caches = trainer._caches_for_top()
+    assert caches["train"].activations.shape[-1] * 96 == caches["validation"].activations.shape[-1] * 64
+    trainer.run()
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["pretrained_cfg"]
+    assert saved["input_size"] == [3, 96, 96] and saved["crop_pct"] == 1.0
+    assert Predictor.from_folder(tmp_path / "m").pixels([sorted(LEAVES.glob("*/*"))[0]]).shape == (1, 3, 96, 96)
