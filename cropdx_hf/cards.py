@@ -60,7 +60,9 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         n_images=sum(meta["split_sizes"].values()), fingerprint=meta["data_fingerprint"],
         split_sizes=", ".join(f"{k} {v:,}" for k, v in meta["split_sizes"].items()),
         training=training, stages=_stage_lines(train_metrics["stages"], training),
-        input_size=config["pretrained_cfg"]["input_size"][-1], mean=config["pretrained_cfg"]["mean"],
+        input_size=config["pretrained_cfg"]["input_size"][-1], crop_pct=config["pretrained_cfg"]["crop_pct"],
+        train_size=training.get("image_size") or config["pretrained_cfg"]["input_size"][-1],
+        mean=config["pretrained_cfg"]["mean"],
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
         hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
@@ -71,7 +73,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
 def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]:
     what = {"head": "head only, on cached pooled features",
             "top": f"top {training['top_stages']} block stages + head, on cached activations of "
-                   f"{training['train_views']} augmented views per photo",
+                   f"{training['train_views']} augmented views per photo"
+                   + (f" (up to {training['max_views']} for rare classes)" if training.get("max_views") else ""),
             "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
     for stage, info in stages.items():
