@@ -24,7 +24,8 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 # lite0 is trained at 224 px, stages 1-2 only, with a mild logit-adjusted loss (tau 0.5): validation macro-F1
 # 0.985 in 35 min wall, against 0.977 at 160 px and 0.984 at 192 px with the same stages, and 0.979 for the
 # earlier 160-px release with stage 3 (54 min of Trainer time). A stage-3 epoch took 8.5 min at 160 px (README
-# "How the lite0 release was chosen"); at 224 px it would take the run past the 45-min budget.
+# "How the lite0 release was chosen"). With channels-last a 224-px stage-3 epoch fits (42.4-min run) but lowered
+# validation macro-F1 0.987 -> 0.983; that run was not released (README).
 recipe_for() {
   case "$1" in
     efficientnet_lite0) echo "--image_size 224 --top_stages 4 --lr_top 1e-3 --train_views 2 --epochs_head 5 \
