@@ -25,7 +25,7 @@ from .metrics import load_metric
 from .model_config import update_metadata
 from .model_folder import load_model_folder
 from .splits import split_dataset
-from .transforms import batch_transform, channels_last, data_config, eval_transform
+from .transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
 
 
 @dataclass
@@ -107,8 +107,7 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
     split covers the data, otherwise every photo, e.g. field photos from another source), optionally at another
     input size or crop than the saved one (to measure what a change of preprocessing would do)."""
     model, config = load_model_folder(model_dir)
-    preprocessing = data_config(model, image_size, crop_pct)
-    model.pretrained_cfg = {**model.pretrained_cfg, **{k: preprocessing[k] for k in ("input_size", "crop_pct")}}
+    set_preprocessing(model, data_config(model, image_size, crop_pct))
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
     rows = select_split(dataset, Path(model_dir) / "split.csv", split)
     names = config["label_names"]

@@ -34,7 +34,7 @@ from .feature_cache import cache_activations
 from .model_folder import save_model_folder
 from .splits import split_dataset
 from .train_config import TrainConfig
-from .transforms import batch_transform, data_config, eval_transform, train_transform
+from .transforms import batch_transform, data_config, eval_transform, set_preprocessing, train_transform
 from .weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
@@ -234,8 +234,7 @@ class StagedTrainer:
         out = Path(self.cfg.out)
         if not self.state.is_main_process:
             return out
-        self.model.pretrained_cfg = {**self.model.pretrained_cfg, **{
-            k: self.eval_config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
+        set_preprocessing(self.model, self.eval_config)
         test = evaluate_rows(self.model, self.splits["test"], device=self.device)
         validation = evaluate_rows(self.model, self.splits["validation"], device=self.device)
         metrics = {"test": test, "validation": validation, "stages": self.history,

@@ -32,6 +32,12 @@ def eval_transform(config: dict[str, Any]) -> T.Compose:
     return timm.data.create_transform(**config, is_training=False)
 
 
+def set_preprocessing(model: torch.nn.Module, config: dict[str, Any]) -> None:
+    """Makes `config` the model's own: `data_config`, the predictors and a saved folder all read `pretrained_cfg`."""
+    model.pretrained_cfg = {**model.pretrained_cfg,
+                            **{k: config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
+
+
 def train_transform(config: dict[str, Any]) -> T.Compose:
     size = config["input_size"][-1]
     interpolation = T.InterpolationMode(config.get("interpolation", "bicubic"))
