@@ -53,6 +53,6 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "continue from OUT/checkpoints"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers of the Trainer's stages"})
     cache_workers: int = field(default=1, metadata={
-        "help": "DataLoader workers decoding and augmenting photos while the trunk fills the cache (on 2 cores one "
-                "worker measured 1.2x faster than none)"})
+        "help": "DataLoader workers decoding and augmenting photos while the trunk fills the cache "
+                "(scripts/bench_layout.py compares 0 and 1)"})
     max_train_samples: int | None = field(default=None, metadata={"help": "cap per split, for smoke runs"})
