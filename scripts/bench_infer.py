@@ -22,6 +22,7 @@ from PIL import Image
 from cropdx_hf.onnx_predict import ONNX_FP32, ONNX_INT8, session
 from cropdx_hf.predict import Predictor
 from cropdx_hf.releases import export_dir, release_names, resolve_model
+from cropdx_hf.transforms import channels_last
 
 LEAF = next(Path(__file__).resolve().parents[1].glob("tests/fixtures/leaves/Tomato_Early_blight/*"))
 
@@ -50,7 +51,9 @@ def bench_model(name: str, runs: int, warmup: int) -> dict[str, dict]:
         n = runs if batch == 1 else max(5, runs // 10)
         x = torch.randn(batch, *size)
         with torch.inference_mode():
-            results[f"torch_eager/b{batch}"] = summarize(timed(lambda x=x: predictor.model(x), n, warmup), batch)
+            eager = channels_last(x)  # the layout Predictor feeds
+            results[f"torch_eager/b{batch}"] = summarize(
+                timed(lambda x=eager: predictor.model(x), n, warmup), batch)
         for fmt, file_name in (("onnx_fp32", ONNX_FP32), ("onnx_int8", ONNX_INT8)):
             path = export_dir(name) / file_name
             if path.is_file():
