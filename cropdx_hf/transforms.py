@@ -7,10 +7,12 @@ channels-last layout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import timm.data
 import torch
+from PIL import Image
 from torchvision import transforms as T
 
 from .images import load_image
@@ -52,6 +54,12 @@ def train_transform(config: dict[str, Any]) -> T.Compose:
         T.Normalize(config["mean"], config["std"]),
         T.RandomErasing(p=0.1),
     ])
+
+
+def field_train_transform(config: dict[str, Any], views: Callable[[Image.Image], Image.Image]) -> T.Compose:
+    """Field-style views (`cropdx_hf.field.FieldViews`) through the model's own eval preprocessing: the scene
+    already varies the leaf's size, place, angle and light, and served photos pass through exactly these steps."""
+    return T.Compose([views, *eval_transform(config).transforms])
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
