@@ -90,6 +90,22 @@ def load_leaf_dataset(source: str | Path, classes: str | Sequence[str] | None = 
     return LeafDataset(rows, used, skipped, corrupt)
 
 
+def load_extra_rows(sources: Sequence[str | Path], class_names: Sequence[str]) -> datasets.Dataset | None:
+    """Rows of extra labelled folders (e.g. a user's own field photos), with labels in `class_names` order;
+    photos of classes outside it are dropped with a warning."""
+    parts = []
+    for source in sources:
+        extra = load_leaf_dataset(source)
+        index = [class_names.index(c) if c in class_names else -1 for c in extra.class_names]
+        if -1 in index:
+            logger.warning("%s: dropping classes the model is not trained on: %s", source,
+                           ", ".join(c for c, i in zip(extra.class_names, index, strict=True) if i < 0))
+        rows = extra.rows.cast_column("label", datasets.Value("int64"))  # its own classes, not ours
+        rows = rows.map(lambda label, index=index: {"label": index[label]}, input_columns="label")
+        parts.append(rows.filter(lambda label: label >= 0, input_columns="label"))
+    return datasets.concatenate_datasets(parts) if parts else None
+
+
 def _load_raw(source: str | Path) -> datasets.Dataset:
     path = Path(source)
     try:

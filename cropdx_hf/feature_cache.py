@@ -31,6 +31,10 @@ class CachedActivations(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"pixel_values": self.activations[i].float(), "labels": self.labels[i]}
 
+    def __add__(self, other: CachedActivations) -> CachedActivations:
+        return CachedActivations(torch.cat([self.activations, other.activations]),
+                                 torch.cat([self.labels, other.labels]))
+
     def mapped(self, net: torch.nn.Module, batch_size: int = 32) -> CachedActivations:
         """The same rows passed through a frozen `net` (e.g. pooled features for a head-only stage)."""
         device = next(net.parameters()).device

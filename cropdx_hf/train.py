@@ -12,6 +12,7 @@ classes, more cached views of rare classes, a moving average of the weights, and
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -20,25 +21,38 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from accelerate import PartialState
 from safetensors.torch import load_file, save_file
+from torch.utils.data import ConcatDataset
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from . import model_parts
 from .backbones import create_backbone
-from .data import load_leaf_dataset
-from .evaluation import classification_metrics, evaluate_rows
+from .data import dataset_fingerprint, load_extra_rows, load_leaf_dataset
+from .errors import ModelFolderError
+from .evaluation import classification_metrics, evaluate_rows, predict_logits
 from .feature_cache import cache_activations
-from .model_folder import save_model_folder
+from .field.composite import FieldStyle, FieldViews
+from .field.proxy import FieldScenes
+from .model_folder import load_model_folder, save_model_folder
 from .splits import split_dataset
 from .train_config import TrainConfig
-from .transforms import batch_transform, data_config, eval_transform, set_preprocessing, train_transform
+from .transforms import (
+    batch_transform,
+    data_config,
+    eval_transform,
+    field_train_transform,
+    set_preprocessing,
+    train_transform,
+)
 from .weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
 STAGES = ("head", "top", "full")
+INTERPOLATION = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # shares of the trained weights tried by --interpolate
 STAGE_DONE = "stage_final.safetensors"
 
 
@@ -68,7 +82,7 @@ def _training_args(cfg: TrainConfig, stage: str, epochs: float, lr: float, devic
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="macro_f1",
+        metric_for_best_model="checkpoint_score",
         greater_is_better=True,
         logging_steps=20,
         seed=cfg.seed,
@@ -80,9 +94,18 @@ def _training_args(cfg: TrainConfig, stage: str, epochs: float, lr: float, devic
     )
 
 
-def _compute_metrics(eval_pred) -> dict[str, float]:
+def _compute_metrics(eval_pred, lab_rows: int | None = None) -> dict[str, float]:
+    """Lab metrics; with a field proxy appended after the first `lab_rows` rows, its metrics too. The checkpoint
+    score is lab macro-F1, or the mean of lab and field-proxy macro-F1: a checkpoint must hold up in both."""
     logits, labels = eval_pred
-    return classification_metrics(np.asarray(logits).argmax(-1), np.asarray(labels))
+    predicted, labels = np.asarray(logits).argmax(-1), np.asarray(labels)
+    lab_rows = len(labels) if lab_rows is None else lab_rows
+    metrics = classification_metrics(predicted[:lab_rows], labels[:lab_rows])
+    if lab_rows == len(labels):
+        return {**metrics, "checkpoint_score": metrics["macro_f1"]}
+    field = classification_metrics(predicted[lab_rows:], labels[lab_rows:])
+    return {**metrics, **{f"field_{k}": v for k, v in field.items()},
+            "checkpoint_score": (metrics["macro_f1"] + field["macro_f1"]) / 2}
 
 
 class StagedTrainer:
@@ -104,7 +127,12 @@ class StagedTrainer:
             self.splits = type(self.splits)(
                 {k: v.shuffle(seed=cfg.seed).select(range(min(len(v), cap))) for k, v in self.splits.items()})
         self.split_csv = Path(split_csv)
+        self.extra = load_extra_rows(cfg.extra_data, self.data.class_names)
+        self.scenes = FieldScenes.from_folder(cfg.field_photos, self.splits["train"]) if cfg.field_photos else None
         self.model = create_backbone(cfg.backbone, len(self.data.class_names), drop_rate=cfg.drop_rate)
+        self.start_state: dict[str, torch.Tensor] | None = None
+        if cfg.init_from:
+            self._start_from(cfg.init_from)
         # training views at image_size; validation and the saved model at the evaluation size and crop, which may
         # be larger: RandomResizedCrop shows leaves smaller than a centre crop does, and evaluating a little above
         # the training size undoes that (FixRes, Touvron et al. 2019, arXiv:1906.06423)
@@ -112,6 +140,31 @@ class StagedTrainer:
         self.eval_config = data_config(self.model, cfg.eval_image_size or cfg.image_size, cfg.eval_crop_pct)
         self.history: dict[str, dict] = {}
         self._caches: dict[str, object] | None = None
+        # validation: the lab photos, then (with field photos) their field-proxy views; metrics split them apart
+        self.validation_rows = self.splits["validation"]
+        if self.scenes:
+            self.validation_rows = datasets.concatenate_datasets([self.validation_rows,
+                                                                  self.scenes.proxy(self.validation_rows)])
+        self.compute_metrics = functools.partial(_compute_metrics, lab_rows=len(self.splits["validation"]))
+
+    def _start_from(self, model_dir: str) -> None:
+        """Weights of an earlier model of the same backbone and classes (e.g. a release) instead of ImageNet's."""
+        model, config = load_model_folder(model_dir)
+        if config["label_names"] != self.data.class_names:
+            raise ModelFolderError(f"{model_dir}: its classes {config['label_names']} differ from the data's "
+                                   f"{self.data.class_names}")
+        try:
+            self.model.load_state_dict(model.state_dict())
+        except RuntimeError as exc:
+            raise ModelFolderError(f"{model_dir}: not a {self.cfg.backbone} model ({exc})") from exc
+        self.start_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def train_view_transform(self, config: dict):
+        """Training views: field-style scenes with --field_photos, the lab augmentation otherwise."""
+        if self.scenes is None:
+            return train_transform(config)
+        return field_train_transform(config, FieldViews(self.scenes.train_bank,
+                                                        FieldStyle(lab_share=self.cfg.field_lab_share)))
 
     def logit_adjustment(self, labels: Sequence[int]) -> torch.Tensor | None:
         """tau * log(class prior of the rows a stage trains on); a class absent from them counts as one row."""
@@ -125,13 +178,18 @@ class StagedTrainer:
 
         Potato healthy has 72 training photos against a median class of ~600; extra augmented views of its
         photos cost little (few photos) and give the top more variety of the classes it sees least."""
-        labels = np.asarray(self.splits["train"]["label"])
+        labels = np.asarray(self.train_labels)
         views = self.cfg.train_views
         if not self.cfg.max_views or self.cfg.max_views <= views:
             return np.full(len(labels), views)
         sizes = np.bincount(labels)
         wanted = np.round(views * np.median(sizes[sizes > 0]) / sizes.clip(min=1))
         return wanted.clip(views, self.cfg.max_views).astype(int)[labels]
+
+    @property
+    def train_labels(self) -> list[int]:
+        """Labels of the training photos: the split's, then the extra folders'."""
+        return list(self.splits["train"]["label"]) + (list(self.extra["label"]) if self.extra else [])
 
     def run(self) -> Path:
         start = time.time()
@@ -141,7 +199,41 @@ class StagedTrainer:
             epochs = getattr(self.cfg, f"epochs_{stage}")
             self.history[stage] = getattr(self, f"_stage_{stage}")() if epochs > 0 else {"skipped": True}
             self._mark_finished(stage)
+        if self.cfg.interpolate and self.start_state is not None:
+            self.history["interpolation"] = self._interpolate()
         return self._save(time.time() - start)
+
+    def _interpolate(self) -> dict:
+        """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022, arXiv:2109.01903): a mix of the starting and the
+        trained weights often keeps most of what each is good at (here: lab photos and field views), since both
+        lie in one basin. The mix with the best validation checkpoint score is kept; alpha 1 is the trained model."""
+        trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        scores = {}
+        for alpha in INTERPOLATION:
+            self.model.load_state_dict({k: v.lerp(trained[k], alpha) if v.is_floating_point() else trained[k]
+                                        for k, v in self.start_state.items()})
+            scores[alpha] = self._validate()
+            logger.info("interpolation %.2f: %s", alpha, scores[alpha])
+        chosen = max(scores, key=lambda a: scores[a]["checkpoint_score"])
+        self.model.load_state_dict({k: v.lerp(trained[k], chosen) if v.is_floating_point() else trained[k]
+                                    for k, v in self.start_state.items()})
+        return {"alpha": chosen, "validation": scores[chosen], "candidates": {str(a): m for a, m in scores.items()}}
+
+    def _validate(self) -> dict[str, float]:
+        """Validation metrics of the current weights, on the cached trunk activations when the trunk is the one
+        that filled the cache."""
+        self.model.eval()
+        cache = self._caches["validation"] if self._caches and self.cfg.epochs_full <= 0 else None
+        with torch.no_grad():
+            if cache is not None:
+                top = model_parts.top(self.model, self.cfg.top_stages).to(self.device)
+                logits = torch.cat([top(chunk.to(self.device).float()).cpu()
+                                    for chunk in cache.activations.split(64)]).numpy()
+                labels = cache.labels.numpy()
+            else:
+                set_preprocessing(self.model, self.eval_config)
+                logits, labels = predict_logits(self.model, self.validation_rows, device=self.device)
+        return self.compute_metrics((logits, labels))
 
     def _stage_dir(self, stage: str) -> Path:
         return Path(self.cfg.out) / "checkpoints" / stage
@@ -169,12 +261,16 @@ class StagedTrainer:
             trunk = model_parts.trunk(self.model, self.cfg.top_stages)
             common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.cache_workers,
                       "batch_size": self.cfg.cache_batch_size}
-            self._caches = {
-                "train": cache_activations(trunk, self.splits["train"], train_transform(self.train_config),
-                                           views=self.views_per_photo(), desc="caching train views", **common),
-                "validation": cache_activations(trunk, self.splits["validation"], eval_transform(self.eval_config),
-                                                desc="caching validation", **common),
-            }
+            views = self.views_per_photo()
+            lab = len(self.splits["train"])
+            train = cache_activations(trunk, self.splits["train"], self.train_view_transform(self.train_config),
+                                      views=views[:lab], desc="caching train views", **common)
+            if self.extra:
+                train += cache_activations(trunk, self.extra, train_transform(self.train_config), views=views[lab:],
+                                           desc="caching extra train views", **common)
+            validation = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
+                                           desc="caching validation", **common)
+            self._caches = {"train": train, "validation": validation}
         return self._caches
 
     def _fit(self, stage: str, net: torch.nn.Module, train, labels: Sequence[int], val, epochs: float, lr: float,
@@ -187,7 +283,7 @@ class StagedTrainer:
         trainer = Trainer(
             model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment(labels)), args=args,
             train_dataset=train, eval_dataset=val,
-            compute_metrics=_compute_metrics, optimizers=(optimizer, None),
+            compute_metrics=self.compute_metrics, optimizers=(optimizer, None),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *averaging, *self.callbacks],
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
@@ -215,17 +311,19 @@ class StagedTrainer:
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
         train_cfg = data_config(self.model, self.cfg.full_image_size or self.train_config["input_size"][-1])
-        train = self.splits["train"].with_transform(batch_transform(train_transform(train_cfg)))
-        val = self.splits["validation"].with_transform(batch_transform(eval_transform(self.eval_config)))
+        train = self.splits["train"].with_transform(batch_transform(self.train_view_transform(train_cfg)))
+        if self.extra:
+            train = ConcatDataset([train, self.extra.with_transform(batch_transform(train_transform(train_cfg)))])
+        val = self.validation_rows.with_transform(batch_transform(eval_transform(self.eval_config)))
         self.model.requires_grad_(True)
         groups = model_parts.layerwise_param_groups(self.model, self.cfg.lr_full_low, self.cfg.lr_full_high)
         optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        result = self._fit("full", self.model, train, self.splits["train"]["label"], val, self.cfg.epochs_full,
+        result = self._fit("full", self.model, train, self.train_labels, val, self.cfg.epochs_full,
                            self.cfg.lr_full_high, optimizer, frozen_norm=True)
         # best checkpoint by validation macro-F1 holds across stages too, not only within one
-        previous = self.history["top"].get("validation", {}).get("macro_f1", -1.0)
-        if result["validation"]["macro_f1"] < previous:
+        previous = self.history["top"].get("validation", {}).get("checkpoint_score", -1.0)
+        if result["validation"]["checkpoint_score"] < previous:
             self.model.load_state_dict(before)
             result["kept_previous_stage"] = True
         return result
@@ -235,14 +333,23 @@ class StagedTrainer:
         if not self.state.is_main_process:
             return out
         set_preprocessing(self.model, self.eval_config)
-        test = evaluate_rows(self.model, self.splits["test"], device=self.device)
-        validation = evaluate_rows(self.model, self.splits["validation"], device=self.device)
-        metrics = {"test": test, "validation": validation, "stages": self.history,
-                   "train_seconds": round(seconds, 1)}
+        measured = {"test": evaluate_rows(self.model, self.splits["test"], device=self.device),
+                    "validation": evaluate_rows(self.model, self.splits["validation"], device=self.device)}
+        if self.scenes:
+            measured["field_proxy"] = {split: evaluate_rows(self.model, self.scenes.proxy(self.splits[split]),
+                                                            device=self.device) for split in ("validation", "test")}
+        metrics = {**measured, "stages": self.history, "train_seconds": round(seconds, 1)}
         metadata = {"backbone": self.cfg.backbone, "training": asdict(self.cfg),
                     "data_fingerprint": self.data.fingerprint, "split_file": "split.csv",
-                    "split_sizes": {k: len(v) for k, v in self.splits.items()},
-                    "metrics": {"test": test, "validation": validation}}
+                    "split_sizes": {k: len(v) for k, v in self.splits.items()}, "metrics": measured}
+        if self.extra:
+            labels = [self.data.class_names[i] for i in self.extra["label"]]
+            metadata["extra_data"] = {"sources": self.cfg.extra_data, "photos": len(self.extra),
+                                      "fingerprint": dataset_fingerprint(self.extra["sha256"], labels)}
+        if self.scenes:
+            metadata["field"] = {"style": asdict(FieldStyle(lab_share=self.cfg.field_lab_share)),
+                                 "train_backgrounds": self.scenes.train_bank.fingerprint,
+                                 "proxy_backgrounds": self.scenes.proxy_bank.fingerprint}
         save_model_folder(self.model.to("cpu"), out, self.data.class_names, metadata)
         if self.split_csv.resolve() != (out / "split.csv").resolve():
             shutil.copy(self.split_csv, out / "split.csv")

@@ -56,3 +56,16 @@ class TrainConfig:
         "help": "DataLoader workers decoding and augmenting photos while the trunk fills the cache "
                 "(scripts/bench_layout.py compares 0 and 1)"})
     max_train_samples: int | None = field(default=None, metadata={"help": "cap per split, for smoke runs"})
+    field_photos: str | None = field(default=None, metadata={
+        "help": "folder made by scripts/field_photos.py: train on field-style views (leaves cut out and placed in "
+                "scenes) and validate on the field proxy as well as on lab photos"})
+    field_lab_share: float = field(default=0.2, metadata={
+        "help": "with --field_photos: share of training views that keep the lab background"})
+    extra_data: list[str] = field(default_factory=list, metadata={
+        "help": "labelled image folders (class per sub-folder, any known class naming, e.g. PlantDoc's train/) "
+                "added to the training split as they are: real field photos need no compositing"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "model folder to start from instead of ImageNet weights (same backbone and classes), e.g. a release"})
+    interpolate: bool = field(default=False, metadata={
+        "help": "with --init_from: after training, mix the trained and the starting weights (WiSE-FT) in the "
+                "proportion with the best validation checkpoint score"})

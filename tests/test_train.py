@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import datasets
+import pytest
 import torch
 
 from cropdx_hf import model_parts
@@ -199,3 +200,45 @@ def test_validation_and_the_saved_model_use_the_evaluation_size(tmp_path):
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["pretrained_cfg"]
     assert saved["input_size"] == [3, 96, 96] and saved["crop_pct"] == 1.0
     assert Predictor.from_folder(tmp_path / "m").pixels([sorted(LEAVES.glob("*/*"))[0]]).shape == (1, 3, 96, 96)
+
+
+def test_extra_folders_join_the_training_photos_as_they_are(tmp_path):
+    """A user's own field photos, named as PlantDoc names them: mapped onto our classes, trained on, recorded;
+    a class we do not have is left out."""
+    extra = tmp_path / "plantdoc_train"
+    for folder, source in (("Tomato leaf late blight", "Tomato_Late_blight"), ("Corn leaf blight", "Tomato_healthy")):
+        (extra / folder).mkdir(parents=True)
+        for photo in sorted(LEAVES.glob(f"{source}/*")):
+            (extra / folder / photo.name).write_bytes(photo.read_bytes())
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      extra_data=[str(extra)], **{**TINY, "epochs_top": 0, "epochs_full": 0})
+    trainer = StagedTrainer(cfg)
+    late_blight = trainer.data.class_names.index("Tomato_Late_blight")
+    assert trainer.extra["label"] == [late_blight] * 3
+    lab_photos = len(trainer.splits["train"])
+    assert trainer.train_labels[lab_photos:] == [late_blight] * 3
+    caches = trainer._caches_for_top()
+    assert len(caches["train"]) == lab_photos + 3 and caches["train"].labels[-3:].tolist() == [late_blight] * 3
+    trainer.run()
+    recorded = json.loads((tmp_path / "m" / "config.json").read_text())["cropdx"]["extra_data"]
+    assert recorded["sources"] == [str(extra)] and recorded["photos"] == 3
+
+
+def test_field_training_validates_on_lab_and_field_proxy_and_mixes_back(tmp_path, field_photos):
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      field_photos=str(field_photos), **{**TINY, "epochs_top": 1, "epochs_full": 0})
+    first = StagedTrainer(cfg)
+    first.run()
+    lab = len(first.splits["validation"])
+    assert len(first.validation_rows) == 2 * lab  # the lab photos, then each one's field-proxy view
+    head = first.history["head"]["validation"]
+    assert head["checkpoint_score"] == pytest.approx((head["macro_f1"] + head["field_macro_f1"]) / 2)
+    cfg = TrainConfig(**{**vars(cfg), "out": str(tmp_path / "again"), "init_from": str(tmp_path / "m"),
+                         "interpolate": True})
+    again = StagedTrainer(cfg)
+    again.run()
+    mix = again.history["interpolation"]
+    assert set(mix["candidates"]) == {"1.0", "0.9", "0.8", "0.7", "0.6", "0.5"}
+    assert mix["validation"] == max(mix["candidates"].values(), key=lambda m: m["checkpoint_score"])
+    metrics = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert set(metrics["field_proxy"]) == {"validation", "test"}
