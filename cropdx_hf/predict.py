@@ -10,9 +10,10 @@ import torch
 
 from .backbones import create_backbone
 from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
+from .gate.leaf_gate import LeafGate, gate_for_model
 from .images import load_image
-from .leaf_detector import LeafDetector
 from .model_folder import load_model_folder
+from .quality import assess
 from .results import Prediction
 from .transforms import channels_last, data_config, eval_transform
 
@@ -21,12 +22,12 @@ class Predictor:
     """A model, its preprocessing and its label names; the one inference path for CLI, Space and tests."""
 
     def __init__(self, model: torch.nn.Module, label_names: Sequence[str], temperature: float = 1.0,
-                 threshold: float = DEFAULT_THRESHOLD, detector: LeafDetector | None = None, name: str = ""):
+                 threshold: float = DEFAULT_THRESHOLD, gate: LeafGate | None = None, name: str = ""):
         self.model = model.eval()
         self.label_names = list(label_names)
         self.temperature = temperature
         self.threshold = threshold
-        self.detector = detector
+        self.gate = gate
         self.name = name
         self.transform = eval_transform(data_config(model))
 
@@ -35,7 +36,7 @@ class Predictor:
         model, config = load_model_folder(model_dir)
         meta = config.get("cropdx", {})
         return cls(model, config["label_names"], meta.get("temperature", 1.0),
-                   meta.get("threshold", DEFAULT_THRESHOLD), LeafDetector.load(model_dir), Path(model_dir).name)
+                   meta.get("threshold", DEFAULT_THRESHOLD), gate_for_model(model_dir, meta), Path(model_dir).name)
 
     @classmethod
     def from_backbone(cls, name: str) -> Predictor:
@@ -53,10 +54,15 @@ class Predictor:
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
-        photo = load_image(image)
-        probs = self.probabilities([photo])[0].numpy()
-        leaf = None if self.detector is None else bool(self.detector.check([photo])[0])
-        return decide(self.name, self.label_names, probs, self.threshold, leaf, top_k)
+        return self.diagnose_many([image], top_k)[0]
+
+    def diagnose_many(self, images: Sequence, top_k: int = 3) -> list[Diagnosis]:
+        """`diagnose` for a batch of photos: one pass of the classifier and one of the gate."""
+        photos = [load_image(image) for image in images]
+        probs = self.probabilities(photos).numpy()
+        leaves = [None] * len(photos) if self.gate is None else [bool(v) for v in self.gate.check(photos)]
+        return [decide(self.name, self.label_names, p, self.threshold, leaf, top_k, assess(photo))
+                for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 
     def predict(self, image, top_k: int = 3) -> list[Prediction]:
         probs = self.probabilities([image])[0]

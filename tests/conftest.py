@@ -56,3 +56,47 @@ def trained(tmp_path_factory):
     trainer = StagedTrainer(TrainConfig(data=str(LEAVES), out=str(out), backbone="mobilenetv2_100", **TINY))
     trainer.run()
     return trainer, out
+
+
+@pytest.fixture(scope="session")
+def field_photos(tmp_path_factory) -> Path:
+    """A small scripts/field_photos.py-shaped folder from scikit-image's bundled photos (no Debian downloads)."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    root = tmp_path_factory.mktemp("field_photos")
+    roles = {"backgrounds/train": ("grass", "gravel"), "backgrounds/proxy": ("brick", "coffee"),
+             "non_leaf/fit": ("astronaut", "rocket", "coffee", "camera", "clock", "colorwheel"),
+             "non_leaf/holdout": ("chelsea", "logo"), "other_plants": ()}
+    for role, names in roles.items():
+        (root / role).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(getattr(skdata, name)()).convert("RGB").save(root / role / f"{name}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def default_exports(tmp_path_factory) -> Path:
+    """The default release's ONNX export made again as scripts/setup.sh makes it on a fresh clone (classifier and
+    leaf gate), in a folder of its own."""
+    from cropdx_hf.data import load_leaf_dataset
+    from cropdx_hf.export import export_release
+    from cropdx_hf.releases import DEFAULT_MODEL, GATE_EXPORT, resolve_model
+
+    root = tmp_path_factory.mktemp("exports")
+    fixtures = load_leaf_dataset(LEAVES)
+    export_release(resolve_model(DEFAULT_MODEL), fixtures, root / DEFAULT_MODEL, root / GATE_EXPORT, "all", fixtures,
+                   rebuild=True)
+    return root
+
+
+def load_space_app():
+    """space/app.py as a module (it is a script folder, not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("space_app", ROOT / "space" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["space_app"] = module
+    spec.loader.exec_module(module)
+    return module

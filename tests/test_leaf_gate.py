@@ -1,4 +1,6 @@
-import runpy
+"""The leaf gate: the fitting rule on known features, the file and its reference, the real network end to end."""
+
+import logging
 import shutil
 
 import numpy as np
@@ -6,100 +8,96 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from cropdx_hf.cli import main
 from cropdx_hf.data import load_leaf_dataset
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.evaluation import select_split
-from cropdx_hf.images import load_image
-from cropdx_hf.leaf_detector import DETECTOR_FILE, LeafDetector, _features, fit_for_model
+from cropdx_hf.gate.fit import NEGATIVES_REJECTED, attach_gate, features_of, fit_gate, fit_leaf_gate, photo_rows
+from cropdx_hf.gate.leaf_gate import GATE_FILE, RETIRED_FILE, LeafGate, gate_for_model, gate_reference
 from cropdx_hf.model_config import read_config
-from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
-from tests.conftest import LEAVES, ROOT
+from cropdx_hf.predict import Predictor
+from tests.conftest import LEAVES
 
 
 @pytest.fixture(scope="module")
-def non_leaf_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("non_leaf")
-    Image.fromarray(skdata.chelsea()).save(folder / "cat.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def clusters():
+def features():
+    """Leaves around one centre, non-leaves in groups of five (a photo and its crops) all around it."""
     rng = np.random.default_rng(0)
-    centres = rng.normal(0, 10, (3, 32))
-    labels = np.repeat(np.arange(3), 200)
-    train = centres[labels] + rng.normal(0, 1, (600, 32))
-    validation = centres[np.repeat(np.arange(3), 100)] + rng.normal(0, 1, (300, 32))
-    return centres, labels, train, validation, rng
+    leaves = rng.normal(0, 1, (400, 16)) + 4
+    centres = rng.normal(0, 4, (80, 16))
+    non_leaves = np.repeat(centres, 5, axis=0) + rng.normal(0, 0.5, (400, 16))
+    return leaves, non_leaves, np.repeat(np.arange(80), 5)
 
 
-def test_the_threshold_accepts_the_chosen_share_of_validation_leaves(clusters):
-    _, labels, train, validation, _ = clusters
-    detector = LeafDetector.fit(train, labels, validation, components=8, quantile=0.95)
-    assert detector.is_leaf(validation).mean() == pytest.approx(0.95, abs=0.01)
+def test_the_threshold_rejects_the_chosen_share_of_unseen_negatives(features):
+    leaves, non_leaves, groups = features
+    gate, report = fit_gate(leaves, non_leaves, groups)
+    assert report["out_of_fold_negatives_rejected"] == pytest.approx(NEGATIVES_REJECTED, abs=0.01)
+    assert gate.is_leaf(leaves).mean() > 0.95 and gate.is_leaf(non_leaves).mean() < 0.05
+    assert not gate.is_leaf(np.full((1, 16), -20.0))[0]
 
 
-def test_far_away_features_are_rejected_and_near_ones_accepted(clusters):
-    centres, labels, train, validation, rng = clusters
-    detector = LeafDetector.fit(train, labels, validation, components=8)
-    near = centres[rng.integers(0, 3, 100)] + rng.normal(0, 1, (100, 32))
-    far = rng.normal(0, 10, (100, 32)) + 40  # nowhere near any class
-    between = (centres[0] + centres[1]) / 2 + rng.normal(0, 1, (100, 32))  # off every class, inside the cloud
-    assert detector.is_leaf(near).mean() > 0.95
-    assert detector.is_leaf(far).mean() == 0.0
-    assert detector.is_leaf(between).mean() == 0.0
+def test_save_and_load_round_trip(features, tmp_path):
+    gate, _ = fit_gate(*features)
+    loaded = LeafGate.load(gate.save(tmp_path))
+    assert loaded.backbone == gate.backbone and loaded.threshold == pytest.approx(gate.threshold, rel=1e-5)
+    assert np.allclose(loaded.score(features[0]), gate.score(features[0]), rtol=1e-4, atol=1e-4)
 
 
-def test_save_and_load_round_trip(clusters, tmp_path):
-    _, labels, train, validation, _ = clusters
-    detector = LeafDetector.fit(train, labels, validation, components=8, backbone="efficientnet_lite0")
-    detector.save(tmp_path)
-    loaded = LeafDetector.load(tmp_path)
-    assert loaded.backbone == "efficientnet_lite0"
-    assert loaded.threshold == pytest.approx(detector.threshold, rel=1e-5)
-    assert np.allclose(loaded.score(validation), detector.score(validation), rtol=1e-3)
-    assert (loaded.is_leaf(validation) == detector.is_leaf(validation)).mean() > 0.99
-    assert LeafDetector.load(tmp_path / "elsewhere") is None
-
-
-def test_fitted_on_fixture_leaves_the_gate_turns_away_a_cat(trained, non_leaf_dir, tmp_path):
-    """The real gate network on the shipped fixture photos: fit, save, load and check agree on what a leaf is."""
-    model_dir = shutil.copytree(trained[1], tmp_path / "model")
-    report = fit_for_model(model_dir, LEAVES, non_leaf_dir=non_leaf_dir, per_class=4)
-    detector = LeafDetector.load(model_dir)
-    assert report["non_leaf_photos"] == 1 and report["non_leaf_rejected"] == 1.0
-    assert read_config(model_dir)["cropdx"]["leaf_detector"] == report
-    validation = trained[0].splits["validation"]
-    leaves = [load_image(row["image"]["path"]) for row in validation]
-    assert detector.check(leaves).mean() >= 0.5
-    assert not detector.check([Image.open(non_leaf_dir / "cat.png")])[0]
-
-
-def test_an_unreadable_detector_file_is_a_clear_model_folder_error(tmp_path):
-    (tmp_path / DETECTOR_FILE).write_bytes(b"not safetensors")
+def test_an_unreadable_gate_file_is_a_clear_model_folder_error(tmp_path):
+    (tmp_path / GATE_FILE).write_bytes(b"not safetensors")
     with pytest.raises(ModelFolderError, match="refit it"):
-        LeafDetector.load(tmp_path)
+        LeafGate.load(tmp_path / GATE_FILE)
+
+
+def test_a_release_names_its_gate_by_path_and_hash(features, tmp_path, caplog):
+    gate_dir, model_dir = tmp_path / "leaf_gate", tmp_path / "release"
+    model_dir.mkdir()
+    path = fit_gate(*features)[0].save(gate_dir)
+    reference = gate_reference(model_dir, path)
+    assert reference["file"] == "../leaf_gate/leaf_gate.safetensors"
+    assert gate_for_model(model_dir, {"leaf_gate": reference}).threshold == pytest.approx(
+        LeafGate.load(path).threshold)
+    with pytest.raises(ModelFolderError, match="sha256 differs"):
+        gate_for_model(model_dir, {"leaf_gate": {**reference, "sha256": "0" * 64}})
+    path.unlink()
+    with pytest.raises(ModelFolderError, match="missing"):
+        gate_for_model(model_dir, {"leaf_gate": reference})
+    (model_dir / RETIRED_FILE).write_bytes(b"old")
+    with caplog.at_level(logging.WARNING):
+        assert gate_for_model(model_dir, {}) is None
+    assert "retired" in caplog.text and "not be turned away" in caplog.text
 
 
 @pytest.fixture(scope="module")
-def real_non_leaf_photos(tmp_path_factory):
-    collect = runpy.run_path(str(ROOT / "scripts" / "non_leaf_photos.py"))["collect"]
-    return collect(tmp_path_factory.mktemp("non_leaf_photos"))
+def fitted_gate(trained, field_photos, tmp_path_factory):
+    """The real gate network and fitting code on the fixture photos, attached to a trained fixture model."""
+    folder = tmp_path_factory.mktemp("gate")
+    model_dir = shutil.copytree(trained[1], folder / "model")
+    report = fit_leaf_gate(load_leaf_dataset(LEAVES), model_dir / "split.csv", field_photos, folder / "leaf_gate",
+                           scenes_per_kind=4)
+    attach_gate([model_dir], folder / "leaf_gate", report)
+    return folder / "leaf_gate", model_dir
 
 
-@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
-def test_the_default_release_rejects_real_non_leaf_photos(real_non_leaf_photos):
-    """Issue target: >= 95 % of real non-leaf photos rejected (measured again here, not read from the card)."""
-    detector = LeafDetector.load(resolve_model(DEFAULT_MODEL))
-    rejected = ~detector.check([load_image(p) for p in real_non_leaf_photos])
-    assert len(real_non_leaf_photos) >= 25 and rejected.mean() >= 0.95, \
-        [p.name for p, r in zip(real_non_leaf_photos, rejected, strict=True) if not r]
+def test_fitted_on_fixtures_the_gate_keeps_leaves_and_turns_away_a_cat(fitted_gate, trained, field_photos):
+    gate_dir, model_dir = fitted_gate
+    report = read_config(model_dir)["cropdx"]["leaf_gate"]["report"]
+    assert report["non_leaf_holdout_photos"] == 2 and report["non_leaf_holdout_rejected"] == 1.0
+    assert report["field_proxy_validation_turned_away"] <= 0.5
+    predictor = Predictor.from_folder(model_dir)
+    assert predictor.gate is not None
+    cat = Image.fromarray(skdata.chelsea())
+    assert predictor.diagnose(cat).status == "not_a_leaf"
+    leaves = [row["image"]["path"] for row in trained[0].splits["validation"]]
+    assert predictor.gate.check([Image.open(p).convert("RGB") for p in leaves]).mean() >= 0.5
 
 
-@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
-def test_the_default_release_accepts_test_split_leaves(shared_data):
-    """Issue target: <= 2 % of the leaf-grouped test split turned away as "not a leaf"."""
-    model_dir = resolve_model(DEFAULT_MODEL)
-    rows = select_split(load_leaf_dataset(shared_data), model_dir / "split.csv", "test")
-    features, _ = _features(rows)
-    assert len(rows) > 1000 and LeafDetector.load(model_dir).is_leaf(features).mean() >= 0.98
+def test_gate_features_come_from_the_generic_network(field_photos):
+    rows = photo_rows(sorted((field_photos / "non_leaf" / "fit").glob("*.png"))[:2])
+    assert features_of(rows).shape == (2, 1280)
+
+
+def test_fit_leaf_gate_refuses_an_unknown_release_before_fitting(capsys):
+    assert main(["fit-leaf-gate", "--data", str(LEAVES), "--split-csv", "x.csv", "--field-photos", "nowhere",
+                 "--out", "nowhere", "--attach", "no_such_release"]) == 2
+    assert "no_such_release" in capsys.readouterr().err
