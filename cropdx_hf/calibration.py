@@ -12,7 +12,10 @@ import torch
 
 from .diagnosis import DEFAULT_THRESHOLD
 
-TARGET_SELECTIVE_ACCURACY = 0.995
+# accuracy of answered validation photos each set must reach at the chosen threshold; the field proxy flatters
+# field-trained models (its scenes come from the same recipe), so its target sits well above the 75 % that answered
+# real field photos must reach
+TARGETS = {"lab": 0.995, "field_proxy": 0.95}
 SWEEP = np.round(np.arange(0.30, 1.00, 0.01), 2)
 
 
@@ -73,23 +76,27 @@ def threshold_sweep(probs: np.ndarray, labels: np.ndarray) -> list[dict[str, flo
     return [selective(probs, labels, t) for t in SWEEP]
 
 
-def choose_threshold(sweep: list[dict[str, float]]) -> tuple[float, str]:
-    """The lowest threshold reaching the target accuracy on answered photos, never below the 0.70 floor.
+def choose_threshold(sweeps: dict[str, list[dict[str, float]]]) -> tuple[float, str]:
+    """The lowest threshold at which the answered photos of every set reach that set's target accuracy
+    (TARGETS: lab and, when measured, field proxy), never below the 0.70 floor.
 
     Lab validation photos flatter a model: peers found wrong answers averaging 69.6 % confidence, so the
-    floor stays even where validation alone would allow a lower threshold.
+    floor stays even where validation alone would allow a lower threshold. The field-proxy target is the one
+    that costs coverage: field photos are where a confident wrong answer is likeliest.
     """
-    reaching = [row for row in sweep if row["selective_accuracy"] >= TARGET_SELECTIVE_ACCURACY]
+    thresholds = [row["threshold"] for row in next(iter(sweeps.values()))]
+    reaching = [t for i, t in enumerate(thresholds)
+                if all(sweep[i]["selective_accuracy"] >= TARGETS[name] for name, sweep in sweeps.items())]
+    goals = " and ".join(f"{TARGETS[name]:.1%} on answered {name.replace('_', ' ')} validation photos"
+                         for name in sweeps)
     if not reaching:
-        best = max(sweep, key=lambda r: r["selective_accuracy"])
-        return float(best["threshold"]), (
-            f"no threshold reached {TARGET_SELECTIVE_ACCURACY:.1%} accuracy on answered validation photos; "
-            f"{best['threshold']:.2f} gave the highest ({best['selective_accuracy']:.2%})")
-    lowest = reaching[0]["threshold"]
+        best = max(range(len(thresholds)), key=lambda i: (min(sweep[i]["selective_accuracy"] - TARGETS[name]
+                                                              for name, sweep in sweeps.items()), thresholds[i]))
+        return float(thresholds[best]), (f"no threshold reached {goals}; {thresholds[best]:.2f} came closest "
+                                         "(the highest of equals)")
+    lowest = reaching[0]
     chosen = max(lowest, DEFAULT_THRESHOLD)
-    return float(chosen), (
-        f"the lowest threshold with >= {TARGET_SELECTIVE_ACCURACY:.1%} accuracy on answered validation photos is "
-        f"{lowest:.2f}; the {DEFAULT_THRESHOLD:.2f} floor applies because lab photos overstate field confidence"
-        if lowest < DEFAULT_THRESHOLD else
-        f"{chosen:.2f} is the lowest threshold with >= {TARGET_SELECTIVE_ACCURACY:.1%} accuracy on answered "
-        "validation photos")
+    if lowest < DEFAULT_THRESHOLD:
+        return float(chosen), (f"the lowest threshold reaching {goals} is {lowest:.2f}; the "
+                               f"{DEFAULT_THRESHOLD:.2f} floor applies because lab photos overstate field confidence")
+    return float(chosen), f"{chosen:.2f} is the lowest threshold reaching {goals}"

@@ -14,6 +14,7 @@ from .releases import STANDS_IN_FOR, resolve_model
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
+FIELD_PROXY_DIR = "field_proxy"  # inside EVAL_DIR: the same on the test split's field proxy
 LICENSE = "cc-by-sa-3.0"  # PlantVillage's licence as usually cited; its share-alike terms carry to the weights
 # Hub checkpoints of the same TF-ported ImageNet weights. MobileNetV2's are torchvision's IMAGENET1K_V1,
 # which no Hub repo holds (timm's mobilenetv2_100.ra_in1k is a different training), so it names none.
@@ -24,10 +25,13 @@ BASE_MODELS = {
 }
 
 
-def _eval_results(test: dict[str, Any]) -> list[EvalResult]:
-    common = {"task_type": "image-classification", "dataset_type": "plantvillage",
-              "dataset_name": "PlantVillage tomato/potato/pepper (leaf-grouped test split)", "dataset_split": "test"}
-    return [EvalResult(metric_type=metric, metric_value=round(test[key], 4), metric_name=label, **common)
+def _eval_results(test: dict[str, Any], field_proxy: dict[str, Any] | None) -> list[EvalResult]:
+    sets = [("PlantVillage tomato/potato/pepper (leaf-grouped test split)", test)]
+    if field_proxy:
+        sets.append(("PlantVillage test split as field-style views (cropdx field proxy)", field_proxy))
+    return [EvalResult(task_type="image-classification", dataset_type="plantvillage", dataset_name=dataset,
+                       dataset_split="test", metric_type=metric, metric_value=round(values[key], 4), metric_name=label)
+            for dataset, values in sets
             for metric, key, label in (("accuracy", "accuracy", "Accuracy"), ("f1", "macro_f1", "Macro F1"),
                                        ("accuracy", "top3_accuracy", "Top-3 accuracy"))]
 
@@ -37,6 +41,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
     meta = config["cropdx"]
     name = model_dir.name
     test = json.loads((model_dir / EVAL_DIR / "metrics.json").read_text())
+    field_proxy_file = model_dir / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json"
+    field_proxy = json.loads(field_proxy_file.read_text()) if field_proxy_file.is_file() else None
     train_metrics = json.loads((model_dir / "metrics.json").read_text())
     backbone = get_backbone(meta["backbone"])
     stand_in = STANDS_IN_FOR.get(name)
@@ -44,7 +50,7 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         model_name=name, license=LICENSE, library_name="timm", pipeline_tag="image-classification",
         tags=["image-classification", "timm", "plant-disease", "agriculture", "plantvillage", "safetensors"],
         datasets=["plantvillage"], base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
-        eval_results=_eval_results(test),
+        eval_results=_eval_results(test, field_proxy),
     )
     training = meta["training"]
     return ModelCard.from_template(
@@ -56,7 +62,7 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
                              "before assuming the same accuracy." if stand_in else "None beyond the above."),
         threshold=f"{meta['threshold']:.2f}", threshold_reason=meta["threshold_reason"],
         temperature=f"{meta['temperature']:.3f}",
-        calibration={k: f"{meta['calibration'][k]:.4f}" for k in ("ece_before", "ece_after")},
+        calibration=meta["calibration"],
         n_images=sum(meta["split_sizes"].values()), fingerprint=meta["data_fingerprint"],
         split_sizes=", ".join(f"{k} {v:,}" for k, v in meta["split_sizes"].items()),
         training=training, stages=_stage_lines(train_metrics["stages"], training),
@@ -66,7 +72,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
         hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
-        export=meta.get("export"), leaf_detector=meta.get("leaf_detector"),
+        export=meta.get("export"), leaf_gate=meta.get("leaf_gate", {}).get("report"), field=meta.get("field"),
+        field_proxy=field_proxy,
     )
 
 

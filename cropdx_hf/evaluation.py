@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from . import calibration
 from .data import LeafDataset, load_leaf_dataset
 from .errors import DataError
+from .images import load_image
 from .metrics import load_metric
 from .model_config import update_metadata
 from .model_folder import load_model_folder
+from .quality import assess
 from .splits import split_dataset
 from .transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
 
@@ -102,14 +104,21 @@ def full_metrics(pred: Predictions, threshold: float) -> dict[str, Any]:
 
 
 def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: str = "auto",
-                  image_size: int | None = None, crop_pct: float | None = None) -> Predictions:
+                  image_size: int | None = None, crop_pct: float | None = None,
+                  field_photos: str | Path | None = None) -> Predictions:
     """Predictions of a saved model on `split` of `data` ('auto': the model's test split when its saved
     split covers the data, otherwise every photo, e.g. field photos from another source), optionally at another
-    input size or crop than the saved one (to measure what a change of preprocessing would do)."""
+    input size or crop than the saved one (to measure what a change of preprocessing would do), or on the field
+    proxy of the split (`field_photos`: a scripts/field_photos.py folder)."""
     model, config = load_model_folder(model_dir)
     set_preprocessing(model, data_config(model, image_size, crop_pct))
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
     rows = select_split(dataset, Path(model_dir) / "split.csv", split)
+    if field_photos:
+        from .field.proxy import FieldScenes
+
+        train = select_split(dataset, Path(model_dir) / "split.csv", "train")
+        rows = FieldScenes.from_folder(field_photos, train).proxy(rows)
     names = config["label_names"]
     unknown = sorted(set(dataset.class_names) - set(names))
     if unknown:
@@ -138,24 +147,42 @@ def select_split(dataset: LeafDataset, split_csv: Path, split: str) -> datasets.
     return splits["test" if split == "auto" else split]
 
 
-def calibrate(model_dir: str | Path, data: str | Path | LeafDataset) -> dict[str, Any]:
-    """Fit the temperature and choose the abstain threshold on the validation split; store both."""
-    pred = predict_split(model_dir, data, "validation")
-    temperature = calibration.fit_temperature(pred.logits, pred.labels)
-    pred.temperature = temperature
-    sweep = calibration.threshold_sweep(pred.probs, pred.labels)
-    threshold, reason = calibration.choose_threshold(sweep)
-    result = {
-        "temperature": temperature, "threshold": threshold, "threshold_reason": reason,
-        "calibration": {
-            "split": "validation", "n": int(len(pred.labels)),
-            "ece_before": calibration.expected_calibration_error(calibration.softmax(pred.logits), pred.labels),
-            "ece_after": calibration.expected_calibration_error(pred.probs, pred.labels),
-            "sweep": sweep,
-        },
-    }
+def calibrate(model_dir: str | Path, data: str | Path | LeafDataset,
+              field_photos: str | Path | None = None) -> dict[str, Any]:
+    """Fit the temperature and choose the abstain threshold on the validation split, and on its field proxy
+    when `field_photos` is given (the temperature fits both sets at once; the threshold must hold on each)."""
+    dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
+    sets = {"lab": predict_split(model_dir, dataset, "validation")}
+    if field_photos:
+        sets["field_proxy"] = predict_split(model_dir, dataset, "validation", field_photos=field_photos)
+    temperature = calibration.fit_temperature(np.concatenate([p.logits for p in sets.values()]),
+                                              np.concatenate([p.labels for p in sets.values()]))
+    for pred in sets.values():
+        pred.temperature = temperature
+    sweeps = {name: calibration.threshold_sweep(pred.probs, pred.labels) for name, pred in sets.items()}
+    threshold, reason = calibration.choose_threshold(sweeps)
+    result = {"temperature": temperature, "threshold": threshold, "threshold_reason": reason,
+              "calibration": {name: _calibration_report(pred, sweeps[name], threshold) for name, pred in sets.items()}}
     update_metadata(model_dir, result)
     return result
+
+
+def _calibration_report(pred: Predictions, sweep: list[dict[str, float]], threshold: float) -> dict[str, Any]:
+    return {"split": "validation", "n": int(len(pred.labels)),
+            "ece_before": calibration.expected_calibration_error(calibration.softmax(pred.logits), pred.labels),
+            "ece_after": calibration.expected_calibration_error(pred.probs, pred.labels),
+            "at_threshold": calibration.selective(pred.probs, pred.labels, threshold), "sweep": sweep}
+
+
+def quality_flags(rows: datasets.Dataset) -> dict[str, int]:
+    """How many of the photos the photo-quality check flags, in all and per check."""
+    counts = {"photos": len(rows), "flagged": 0}
+    for image in rows["image"]:
+        failed = assess(load_image(image.get("bytes") or image["path"])).failed
+        counts["flagged"] += bool(failed)
+        for check in failed:
+            counts[check.name] = counts.get(check.name, 0) + 1
+    return counts
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:

@@ -35,11 +35,22 @@ def test_selective_accuracy_and_coverage():
 
 def test_threshold_choice_keeps_the_floor_and_explains_itself():
     high = [{"threshold": t, "coverage": 1.0, "selective_accuracy": 0.999} for t in (0.3, 0.5, 0.8)]
-    chosen, reason = calibration.choose_threshold(high)
+    chosen, reason = calibration.choose_threshold({"lab": high})
     assert chosen == 0.70 and "floor" in reason
     late = [{"threshold": 0.5, "coverage": 1.0, "selective_accuracy": 0.98},
             {"threshold": 0.85, "coverage": 0.9, "selective_accuracy": 0.996}]
-    assert calibration.choose_threshold(late)[0] == 0.85
+    assert calibration.choose_threshold({"lab": late})[0] == 0.85
+
+
+def test_the_threshold_must_hold_on_the_field_proxy_too():
+    lab = [{"threshold": t, "coverage": 1.0, "selective_accuracy": 0.999} for t in (0.7, 0.8, 0.9)]
+    field = [{"threshold": t, "coverage": c, "selective_accuracy": a}
+             for t, c, a in ((0.7, 0.9, 0.85), (0.8, 0.7, 0.93), (0.9, 0.5, 0.97))]
+    chosen, reason = calibration.choose_threshold({"lab": lab, "field_proxy": field})
+    assert chosen == 0.9 and "field proxy" in reason
+    never = [{**row, "selective_accuracy": 0.5} for row in field]
+    chosen, reason = calibration.choose_threshold({"lab": lab, "field_proxy": never})
+    assert "no threshold reached" in reason and chosen == 0.9  # the least short of every target
 
 
 def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
