@@ -12,11 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from .quality import PhotoQuality
 from .treatments import photo_tips, treatment_for
 
 DEFAULT_THRESHOLD = 0.70  # the seed design's abstain floor; calibration may raise it, never lower it
 NOT_A_LEAF = "This does not look like a tomato, potato or bell-pepper leaf. Photograph one leaf of one of these crops."
 RETAKE = "The model is not sure enough to name a disease. Please retake the photo."
+
+
+POOR_PHOTO = "The photo is not good enough to diagnose from ({reasons}). Please retake it."
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Diagnosis:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
     tips: list[str] = field(default_factory=list)
+    quality: PhotoQuality | None = None
 
     @property
     def confident(self) -> bool:
@@ -37,23 +42,31 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "status": self.status, "confident": self.confident, "message": self.message,
-                "predictions": self.predictions, "tips": self.tips, "treatment": self.treatment}
+                "predictions": self.predictions, "tips": self.tips, "treatment": self.treatment,
+                "quality": self.quality.to_dict() if self.quality else None}
 
 
 def _prediction(class_id: str, probability: float) -> dict[str, Any]:
     t = treatment_for(class_id)
-    return {"class_name": class_id, "probability": round(probability, 6), "crop": t.crop, "disease": t.disease,
+    return {"class_name": class_id, "display_name": f"{t.crop}: {t.disease}", "probability": round(probability, 6),
+            "crop": t.crop, "disease": t.disease,
             "severity": t.severity, "actions": list(t.actions or t.care_tips),
             "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
 
 
 def decide(model: str, label_names: Sequence[str], probs: np.ndarray, threshold: float,
-           is_leaf: bool | None = None, top_k: int = 3) -> Diagnosis:
-    """The rule: not a leaf beats everything; below the calibrated threshold, ask for another photo."""
+           is_leaf: bool | None = None, top_k: int = 3, quality: PhotoQuality | None = None) -> Diagnosis:
+    """The rule: not a leaf beats everything; a photo that fails a quality check, or whose top class is below
+    the calibrated threshold, is to be retaken (with the top-3 shown and the reason given)."""
+    quality_tips = [check.tip for check in quality.failed] if quality else []
     if is_leaf is False:
-        return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, photo_tips())
+        return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, quality_tips + photo_tips(), quality)
     order = np.argsort(-np.asarray(probs))[:top_k]
     predictions = [_prediction(label_names[i], float(probs[i])) for i in order]
+    if quality_tips:
+        reasons = ", ".join(check.name.replace("_", " ") for check in quality.failed)
+        return Diagnosis(model, "retake", predictions, POOR_PHOTO.format(reasons=reasons),
+                         quality_tips + photo_tips(), quality)
     if predictions[0]["probability"] < threshold:
-        return Diagnosis(model, "retake", predictions, RETAKE, photo_tips())
-    return Diagnosis(model, "diagnosed", predictions)
+        return Diagnosis(model, "retake", predictions, RETAKE, photo_tips(), quality)
+    return Diagnosis(model, "diagnosed", predictions, quality=quality)

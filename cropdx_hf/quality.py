@@ -1,0 +1,108 @@
+"""Is this photo good enough to diagnose from? Cheap statistics that run before the classifier is trusted.
+
+A grey photo cannot show the yellowing and lesion colours most diagnoses rest on, a dark or blown-out one hides
+them, a blurred one smears spots into shadows, and a thumbnail or a strip holds too few pixels of leaf. The
+classifier answers all of them with confidence anyway (the grey early-blight example came out "healthy, 95 %"),
+so each gets a named check with a tip instead. numpy and Pillow only (torch-free). The limits are set so
+that at most 1 % of lab test and field-proxy photos fail while at least 95 % of degraded copies fail for the right
+reason (`python scripts/bench_quality.py --json`, reports/quality/bench_quality.json).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+WORK_SIDE = 224  # statistics are taken on a copy whose short side is at most this long
+MIN_COLOURFULNESS = 6.0  # Hasler & Suesstrunk's metric on 0-255 values: 0 for a grey photo, 19+ for lab leaves
+# Too dark: a low mean AND no bright highlights (a dark leaf on black cloth has a low mean but bright highlights).
+DARK_MEAN, DARK_HIGHLIGHTS = 82.0, 140.0  # mean luma; luma of the brightest 1 %
+# Blown out: a very high mean, or a high mean with clipped areas (sky or glare behind a well-exposed leaf is fine).
+BRIGHT_MEAN, CLIPPED_MEAN, MAX_CLIPPED = 176.0, 145.0, 0.01  # mean luma limits; share of pixels at 250 or more
+MIN_SHARPNESS = 8.0  # variance of the Laplacian of the luma
+MIN_SIDE, MAX_ASPECT = 128, 3.0  # pixels of the short side; long side / short side
+
+TIPS = {
+    "colour": "Take a colour photo: colour is what most of these diagnoses rest on.",
+    "too_dark": "The photo is too dark: step into even daylight or turn the leaf towards the light.",
+    "blown_out": "The photo is too bright: avoid direct sun on the leaf, or shade it with your body.",
+    "sharpness": "The photo is blurred: hold the phone still and tap the leaf to focus.",
+    "too_small": "The photo is too small: get closer and fill the frame with one leaf.",
+    "strip": "The photo is a narrow strip: get closer and fill the frame with one leaf.",
+}
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    name: str
+    passed: bool
+    measured: dict[str, float]
+    rule: str  # what a passing photo satisfies, in the terms of `measured`
+
+    @property
+    def tip(self) -> str:
+        return TIPS[self.name]
+
+
+@dataclass(frozen=True)
+class PhotoQuality:
+    checks: tuple[QualityCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[QualityCheck]:
+        return [check for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "checks": [{**asdict(c), "tip": c.tip} for c in self.checks]}
+
+
+def assess(photo: Image.Image) -> PhotoQuality:
+    """Every check on one decoded RGB photo."""
+    width, height = photo.size
+    short, long = min(width, height), max(width, height)
+    # the statistics look at the centre, at most 3:1, at most WORK_SIDE on the short side (never enlarged: an
+    # enlarged photo looks blurred, and a 4000 x 20 strip enlarged would be 200 times its size)
+    keep_w, keep_h = min(width, MAX_ASPECT * height), min(height, MAX_ASPECT * width)
+    box = ((width - keep_w) / 2, (height - keep_h) / 2, (width + keep_w) / 2, (height + keep_h) / 2)
+    scale = min(1.0, WORK_SIDE / short)
+    work = photo.resize((max(1, round(keep_w * scale)), max(1, round(keep_h * scale))), Image.BILINEAR, box=box)
+    rgb = np.asarray(work.convert("RGB"), np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    mean, highlights, clipped = float(luma.mean()), float(np.percentile(luma, 99)), float((luma >= 250).mean())
+    colour, sharpness = colourfulness(rgb), float(laplacian(luma).var())
+    return PhotoQuality((
+        QualityCheck("colour", colour >= MIN_COLOURFULNESS, {"colourfulness": round(colour, 2)},
+                     f"colourfulness >= {MIN_COLOURFULNESS:g}"),
+        QualityCheck("too_dark", mean >= DARK_MEAN or highlights >= DARK_HIGHLIGHTS,
+                     {"mean_luma": round(mean, 1), "highlights_luma": round(highlights, 1)},
+                     f"mean_luma >= {DARK_MEAN:g} or highlights_luma >= {DARK_HIGHLIGHTS:g}"),
+        QualityCheck("blown_out", mean <= BRIGHT_MEAN and (clipped <= MAX_CLIPPED or mean <= CLIPPED_MEAN),
+                     {"mean_luma": round(mean, 1), "clipped_share": round(clipped, 4)},
+                     f"mean_luma <= {BRIGHT_MEAN:g} and (clipped_share <= {MAX_CLIPPED:g} or "
+                     f"mean_luma <= {CLIPPED_MEAN:g})"),
+        QualityCheck("sharpness", sharpness >= MIN_SHARPNESS, {"laplacian_variance": round(sharpness, 2)},
+                     f"laplacian_variance >= {MIN_SHARPNESS:g}"),
+        QualityCheck("too_small", short >= MIN_SIDE, {"short_side_px": short}, f"short_side_px >= {MIN_SIDE}"),
+        QualityCheck("strip", long / short <= MAX_ASPECT, {"aspect_ratio": round(long / short, 2)},
+                     f"aspect_ratio <= {MAX_ASPECT:g}"),
+    ))
+
+
+def laplacian(luma: np.ndarray) -> np.ndarray:
+    """The 5-point Laplacian with mirrored edges (scipy.ndimage.laplace's result; numpy keeps scipy out of the
+    serving process)."""
+    padded = np.pad(luma, 1, mode="symmetric")
+    return (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]) - 4 * luma
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003): spread and mean of the red-green and yellow-blue opponent channels."""
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
