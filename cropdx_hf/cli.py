@@ -14,11 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
+import yaml
+
 from .errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
 from .images import ImageError
-from .releases import DEFAULT_MODEL, describe_release, export_dir, release_names, resolve_model
+from .model_config import ONNX_FP32, ONNX_INT8, read_config
+from .releases import DEFAULT_MODEL, GATE_EXPORT, describe_release, export_dir, release_names, resolve_model
 from .train_config import TrainConfig
 
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
                ValueError)
 
@@ -35,21 +39,44 @@ def _eda(args: argparse.Namespace) -> int:
 
 def _predictor(args: argparse.Namespace):
     if args.onnx:
-        from .onnx_predict import ONNX_FP32, ONNX_INT8, OnnxPredictor
+        from .onnx_predict import OnnxPredictor
 
         return OnnxPredictor(args.onnx, ONNX_INT8 if args.int8 else ONNX_FP32)
     from .predict import Predictor
 
     if args.backbone:
         return Predictor.from_backbone(args.backbone)
-    return Predictor.from_folder(resolve_model(args.model))
+    return Predictor.from_folder(args.model)
+
+
+def _photos(paths: Sequence[str]) -> list[str]:
+    """Files as given and folders expanded to the photos inside; a path that is neither is an error, found
+    before any model is loaded."""
+    photos = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
+            if not found:
+                raise DataError(f"{path}: a folder with no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
+            photos += found
+        elif folder.is_file():
+            photos.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return photos
 
 
 def _predict(args: argparse.Namespace) -> int:
     """Bare backbones print ImageNet top-k; trained models print the diagnosis (threshold, treatment)."""
+    photos = _photos(args.images)
+    if args.onnx:
+        read_config(args.onnx, weights=ONNX_INT8 if args.int8 else ONNX_FP32)
+    elif not args.backbone:
+        args.model = resolve_model(args.model)  # an unknown name fails here, before torch is imported
     predictor = _predictor(args)
     results, failed = {}, 0
-    for image in args.images:
+    for image in photos:
         try:
             results[image] = ([p.to_dict() for p in predictor.predict(image, top_k=args.top_k)] if args.backbone
                               else predictor.diagnose(image, top_k=args.top_k).to_dict())
@@ -66,7 +93,10 @@ def _describe(image: str, result: dict | list) -> str:
     predictions = result if isinstance(result, list) else result["predictions"]
     lines = [image] if isinstance(result, list) else [f"{image}: {result['status']}" +
                                                       (f" ({result['message']})" if result["message"] else "")]
-    lines += [f"  {rank}. {p['class_name']:<45} {p['probability']:.1%}" for rank, p in enumerate(predictions, 1)]
+    lines += [f"  {rank}. {p.get('display_name', p['class_name']):<45} {p['probability']:.1%}"
+              for rank, p in enumerate(predictions, 1)]
+    if isinstance(result, dict) and result.get("quality") and not result["quality"]["passed"]:
+        lines += [f"  photo check: {c['tip']}" for c in result["quality"]["checks"] if not c["passed"]]
     treatment = None if isinstance(result, list) else result["treatment"]
     if treatment:
         lines.append(f"  {treatment['urgency']} First steps: {'; '.join(treatment['actions'][:2])}")
@@ -76,64 +106,69 @@ def _describe(image: str, result: dict | list) -> str:
 def _calibrate(args: argparse.Namespace) -> int:
     from .evaluation import calibrate
 
-    result = calibrate(resolve_model(args.model), args.data)
+    result = calibrate(resolve_model(args.model), args.data, args.field_photos)
     print(f"temperature {result['temperature']:.3f}, threshold {result['threshold']:.2f}: "
           f"{result['threshold_reason']}")
+    for name, report in result["calibration"].items():
+        answered = report["at_threshold"]
+        print(f"  {name.replace('_', ' ')} validation: {answered['coverage']:.1%} answered, "
+              f"{answered['selective_accuracy']:.1%} of them right")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .diagnosis import DEFAULT_THRESHOLD
     from .eval_report import write_report
-    from .evaluation import full_metrics, predict_split, write_metrics
+    from .evaluation import full_metrics, predict_split, quality_flags, write_metrics
     from .model_config import read_config
 
     model_dir = resolve_model(args.model)
     threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
-    pred = predict_split(model_dir, args.data, args.split, args.image_size, args.crop_pct)
-    metrics = {**full_metrics(pred, threshold), "skipped_classes": pred.skipped_classes}
+    pred = predict_split(model_dir, args.data, args.split, args.image_size, args.crop_pct, args.field_photos)
+    metrics = {**full_metrics(pred, threshold), "skipped_classes": pred.skipped_classes,
+               "quality_flags": quality_flags(pred.rows)}
     if args.image_size or args.crop_pct:
         metrics["preprocessing_override"] = {"image_size": args.image_size, "crop_pct": args.crop_pct}
+    if args.field_photos:
+        metrics["photos"] = "field proxy: each photo's seeded field-style view (cropdx_hf/field/proxy.py)"
     if pred.skipped_classes:
         print(f"skipped classes without a counterpart: {', '.join(pred.skipped_classes)}")
     out = Path(args.out)
     write_metrics(out / "metrics.json", metrics)
     write_report(pred, metrics, threshold, out)
+    flags = metrics["quality_flags"]
+    per_check = ", ".join(f"{k} {v}" for k, v in flags.items() if k not in ("photos", "flagged"))
     print(f"{metrics['n']} photos: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
-          f"top-3 {metrics['top3_accuracy']:.4f}; wrote {out}/metrics.json and report.md")
+          f"top-3 {metrics['top3_accuracy']:.4f}; photo-quality check flagged {flags['flagged']}"
+          + (f" ({per_check})" if per_check else "") + f"; wrote {out}/metrics.json and report.md")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from .data import load_leaf_dataset
-    from .evaluation import predict_split, select_split
-    from .export import export_model, record_in_release
+    from .export import export_release
 
     model_dir = resolve_model(args.model)
-    out = Path(args.out or export_dir(model_dir.name))
-    dataset = load_leaf_dataset(args.data)
-    reference = predict_split(model_dir, dataset, args.split)
-    calibration_rows = select_split(dataset, model_dir / "split.csv", "train")
-    if len(calibration_rows) == 0:  # e.g. a folder of held-out photos only: calibrate on what there is
-        calibration_rows = dataset.rows
-    calibration_rows = calibration_rows.shuffle(seed=42)
-    def sources(rows):
-        return [img.get("bytes") or img["path"] for img in rows["image"]]
-
-    report = export_model(model_dir, out, sources(calibration_rows.select(range(min(128, len(calibration_rows))))),
-                          sources(reference.rows), reference.labels, reference.logits)
-    if model_dir.name in release_names() and args.record:
-        record_in_release(model_dir, report)
+    calibration = load_leaf_dataset(args.calibration_data) if args.calibration_data else None
+    report = export_release(model_dir, load_leaf_dataset(args.data), args.out or export_dir(model_dir.name),
+                            export_dir(GATE_EXPORT), args.split, calibration, args.rebuild,
+                            record=args.record and model_dir.name in release_names())
     fp32, int8 = report["fp32"], report["int8"]
-    print(f"wrote {out}: fp32 max |logit diff| {fp32['max_abs_logit_diff_vs_torch']:.2e}, p50 {fp32['p50_ms']} ms; "
-          f"INT8 {int8.get('setup', 'none')}: {int8['reason']}; recommended: {int8['recommended']}")
+    served = int8.get("served", int8.get("recommended"))
+    print(f"wrote {args.out or export_dir(model_dir.name)}: fp32 max |logit diff| vs PyTorch "
+          f"{fp32['max_abs_logit_diff_vs_torch']:.2e}; INT8 {int8.get('setup', 'none')}: {int8['reason']}; "
+          f"serves {'INT8' if served else 'fp32'}"
+          + (f"; leaf gate max |score diff| {report['gate']['max_abs_score_diff']:.2e}" if "gate" in report else ""))
     return 0
 
 
-def _fit_leaf_detector(args: argparse.Namespace) -> int:
-    from .leaf_detector import fit_for_model
+def _fit_leaf_gate(args: argparse.Namespace) -> int:
+    from .data import load_leaf_dataset
+    from .gate.fit import attach_gate, fit_leaf_gate
 
-    report = fit_for_model(resolve_model(args.model), args.data, args.non_leaf, args.per_class)
+    model_dirs = [resolve_model(name) for name in args.attach]  # unknown names fail before the long fit
+    report = fit_leaf_gate(load_leaf_dataset(args.data), args.split_csv, args.field_photos, args.out)
+    attach_gate(model_dirs, args.out, report)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -221,6 +256,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     calibrate = sub.add_parser("calibrate", help="fit temperature and abstain threshold on the validation split",
                                parents=[model_option])
     calibrate.add_argument("--data", required=True, help="the data the model was trained on")
+    calibrate.add_argument("--field-photos", help="folder from scripts/field_photos.py: hold the threshold on the "
+                                                  "field proxy of the validation split as well")
     calibrate.set_defaults(func=_calibrate)
 
     evaluate = sub.add_parser("evaluate", help="metrics.json, plots and report.md for a model on labelled photos",
@@ -231,23 +268,30 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
                           help="auto: the model's test split when its split covers the data, else every photo")
     evaluate.add_argument("--image-size", type=int, help="evaluate at this input size instead of the model's own")
     evaluate.add_argument("--crop-pct", type=float, help="centre crop instead of the model's own (1.0: whole photo)")
+    evaluate.add_argument("--field-photos", help="folder from scripts/field_photos.py: evaluate on the field proxy "
+                                                 "of the split (each photo's seeded field-style view) instead")
     evaluate.set_defaults(func=_evaluate)
 
     export = sub.add_parser("export", help="ONNX and INT8 files via optimum, verified for parity, accuracy, speed",
                             parents=[model_option])
-    export.add_argument("--data", required=True, help="the training data: calibration and verification photos")
+    export.add_argument("--data", required=True, help="verification photos (and calibration photos by default)")
+    export.add_argument("--calibration-data", help="INT8 calibration photos (default: the training split of --data)")
     export.add_argument("--out", help="export folder (default: exports/NAME)")
     export.add_argument("--split", default="test", choices=["test", "validation", "all"], help="verification photos")
+    export.add_argument("--rebuild", action="store_true",
+                        help="make the release's recorded export again (same INT8 set-up and calibration photos) "
+                             "and serve its INT8 file only if it is byte-identical to the verified one")
     export.add_argument("--no-record", dest="record", action="store_false",
                         help="do not write the figures into the release's config")
     export.set_defaults(func=_export)
 
-    detector = sub.add_parser("fit-leaf-detector", help="fit and measure the not-a-leaf detector of a model",
-                              parents=[model_option])
-    detector.add_argument("--data", required=True, help="the training data")
-    detector.add_argument("--non-leaf", help="folder of real non-leaf photos to measure rejection on")
-    detector.add_argument("--per-class", type=int, default=100, help="training photos per class to fit on")
-    detector.set_defaults(func=_fit_leaf_detector)
+    gate = sub.add_parser("fit-leaf-gate", help="fit and measure the leaf gate (\"not a leaf\") the releases share")
+    gate.add_argument("--data", required=True, help="the training data")
+    gate.add_argument("--split-csv", required=True, help="the releases' split (positives come from its train part)")
+    gate.add_argument("--field-photos", required=True, help="folder made by scripts/field_photos.py")
+    gate.add_argument("--out", required=True, help="folder for leaf_gate.safetensors and gate.json")
+    gate.add_argument("--attach", nargs="*", default=[], help="releases or model folders whose config should name it")
+    gate.set_defaults(func=_fit_leaf_gate)
 
     push = sub.add_parser("push", help="publish a release (weights, card, metrics, plots, ONNX) to the Hub",
                           parents=[model_option])
@@ -285,13 +329,43 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
 
         parents = [HfArgumentParser(TrainConfig, add_help=False)]
     train = sub.add_parser("train", help="fine-tune a backbone with the three-stage recipe", parents=parents)
+    train.add_argument("--config", help="YAML file of train options (configs/<release>.yaml); flags override it")
     train.set_defaults(func=_train)
     return parser
 
 
+def _config_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """`cropdx train --config FILE.yaml`: the file's values become the defaults of the train options (flags given
+    on the command line still win); a key that is no option is an error."""
+    given = argparse.ArgumentParser(add_help=False)
+    given.add_argument("--config")
+    config = given.parse_known_args(argv)[0].config
+    if not config:
+        return
+    train = next(action for action in parser._actions
+                 if isinstance(action, argparse._SubParsersAction)).choices["train"]
+    path = Path(config)
+    if not path.is_file():
+        raise DataError(f"{path}: no such training config")
+    values = yaml.safe_load(path.read_text()) or {}
+    options = {action.dest: action for action in train._actions}
+    unknown = sorted(set(values) - set(options))
+    if unknown:
+        raise DataError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    for key, value in values.items():
+        options[key].default, options[key].required = value, False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(with_train_options="train" in argv).parse_args(argv)
+    parser = build_parser(with_train_options="train" in argv)
+    if "train" in argv:
+        try:
+            _config_defaults(parser, argv)
+        except DataError as exc:
+            print(f"cropdx train: error: {exc}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -15,3 +15,11 @@ class WeightsUnavailableError(RuntimeError):
 
 class HubError(RuntimeError):
     """Publishing to or reading from a Hub failed; the message names the endpoint or repo and the cause."""
+
+
+class UnknownModelError(ModelFolderError):
+    """A request named a model this service or folder does not have; the message lists the ones it has."""
+
+    def __init__(self, name: str, available: list[str], message: str | None = None):
+        self.name, self.available = name, available
+        super().__init__(message or f"unknown model {name!r}; available: {', '.join(available) or 'none'}")

@@ -8,6 +8,7 @@ is kept: on CPUs with and without VNNI the winner differs, and dynamic INT8 is o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -19,10 +20,12 @@ from typing import Any
 import datasets
 import numpy as np
 
-from .model_config import CONFIG, PREPROCESSOR, update_metadata
-from .onnx_predict import ONNX_FP32, ONNX_INT8, OnnxPredictor
+from .data import LeafDataset
+from .model_config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config, update_metadata
+from .onnx_predict import EXPORT_REPORT, GATE_EXPORT_REPORT, OnnxPredictor
 
 CALIBRATION_IMAGES = 128
+GATE_CHECK_IMAGES = 64  # photos the exported gate is compared with the PyTorch gate on
 MIN_AGREEMENT = 0.99  # an INT8 set-up that changes more top-1 answers than this is rejected
 
 
@@ -141,8 +144,64 @@ def export_model(
             (out / f"_{row['setup']}.onnx").unlink()
     report["torch_accuracy"] = torch_accuracy
     report["int8"] = _choose(best, out, report["fp32"])
-    (out / "export_metrics.json").write_text(json.dumps(report, indent=2))
+    report["calibration_photos"] = photo_set_digest(calibration_images[:CALIBRATION_IMAGES])
+    report["weights_sha256"] = file_sha256(Path(model_dir) / WEIGHTS)
+    (out / EXPORT_REPORT).write_text(json.dumps(report, indent=2))
     return report
+
+
+def rebuild_export(model_dir: str | Path, out_dir: str | Path, recorded: dict[str, Any], calibration_images: Sequence,
+                   check_images: Sequence, torch_logits: np.ndarray, threads: int = 2) -> dict[str, Any]:
+    """The release's verified export made again (ONNX files are not committed): fp32, checked against PyTorch on
+    `check_images`, and the recorded INT8 set-up with the same calibration photos. The INT8 file is served only
+    if it is byte-identical to the one verified at release time (onnxruntime versions may quantize differently)."""
+    if photo_set_digest(calibration_images[:CALIBRATION_IMAGES]) != recorded.get("calibration_photos"):
+        raise ValueError(f"{model_dir}: its INT8 file was calibrated on other photos than these; pass the "
+                         "release's calibration photos (scripts/release_reports.sh names them)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ONNX_INT8).unlink(missing_ok=True)
+    export_fp32(model_dir, out)
+    fp32 = OnnxPredictor(out, ONNX_FP32, threads)
+    pixels = np.stack([fp32.preprocess(image) for image in check_images])
+    report: dict[str, Any] = {
+        "rebuilt": True, "check_images": len(check_images), "calibration_photos": recorded["calibration_photos"],
+        "weights_sha256": file_sha256(Path(model_dir) / WEIGHTS),
+        "fp32": {"max_abs_logit_diff_vs_torch": float(np.abs(_logits(fp32, pixels) - torch_logits).max())}}
+    int8 = recorded["int8"]
+    if not int8.get("recommended"):
+        report["int8"] = {"served": False, "reason": f"not recommended at release time: {int8['reason']}"}
+    else:
+        setup = next(s for s in INT8_SETUPS if s.name == int8["setup"])
+        calibration = np.stack([fp32.preprocess(image) for image in calibration_images[:CALIBRATION_IMAGES]])
+        path = quantize(out, setup, calibration, ONNX_INT8)
+        same = file_sha256(path) == int8.get("sha256")
+        if not same:
+            path.unlink()
+        report["int8"] = {**int8, "served": same, "reason": "byte-identical to the INT8 file verified at release "
+                          "time" if same else "differs from the INT8 file verified at release time (another "
+                          "onnxruntime version?): fp32 is served"}
+    (out / EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def photo_set_digest(images: Sequence) -> str:
+    """sha256 over the photos' bytes, in order: which calibration photos an INT8 file was made from."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(hashlib.sha256(image if isinstance(image, bytes) else Path(image).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def calibration_sample(rows: datasets.Dataset, seed: int = 42) -> list:
+    """The photos INT8 calibration reads: up to CALIBRATION_IMAGES of `rows`, in a seeded order."""
+    rows = rows.shuffle(seed=seed)
+    return [image.get("bytes") or image["path"] for image in rows.select(range(min(CALIBRATION_IMAGES,
+                                                                                    len(rows))))["image"]]
 
 
 def _choose(best, out: Path, fp32: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +213,8 @@ def _choose(best, out: Path, fp32: dict[str, Any]) -> dict[str, Any]:
     path.rename(out / ONNX_INT8)
     speed, size = row["p50_ms"] / fp32["p50_ms"], row["size_mb"] / fp32["size_mb"]
     pays_off = speed <= 0.8 and size <= 0.3 and abs(row["accuracy_change_points"]) <= 0.5
-    return {**row, "file": ONNX_INT8, "p50_vs_fp32": round(speed, 3), "size_vs_fp32": round(size, 3),
+    return {**row, "file": ONNX_INT8, "sha256": file_sha256(out / ONNX_INT8), "p50_vs_fp32": round(speed, 3),
+            "size_vs_fp32": round(size, 3),
             "recommended": pays_off,
             "reason": (f"p50 {speed:.2f}x and size {size:.2f}x of fp32, accuracy change "
                        f"{row['accuracy_change_points']:+.2f} points" + ("" if pays_off else
@@ -163,6 +223,38 @@ def _choose(best, out: Path, fp32: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_in_release(model_dir: str | Path, report: dict[str, Any]) -> None:
-    """The verified export figures go into the release's config (and so its card)."""
-    summary = {"fp32": report["fp32"], "int8": report["int8"], "verify_images": report["verify_images"]}
+    """The verified export figures go into the release's config (and so its card), with what a rebuild needs."""
+    summary = {key: report[key] for key in ("fp32", "int8", "verify_images", "calibration_photos")}
     update_metadata(model_dir, {"export": summary})
+
+
+def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path, gate_dir: str | Path,
+                   split: str = "test", calibration_data: LeafDataset | None = None, rebuild: bool = False,
+                   record: bool = False) -> dict[str, Any]:
+    """`cropdx export`: the classifier (searched and verified on `split` of `data`, or rebuilt from the release's
+    record) and, once per gate, the leaf gate its config names."""
+    from .evaluation import predict_split, select_split
+    from .gate.export import export_gate
+
+    model_dir = Path(model_dir)
+    reference = predict_split(model_dir, data, split)
+    photos = [image.get("bytes") or image["path"] for image in reference.rows["image"]]
+    calibration_rows = calibration_data.rows if calibration_data else select_split(data, model_dir / "split.csv",
+                                                                                     "train")
+    calibration = calibration_sample(calibration_rows if len(calibration_rows) else data.rows)
+    meta = read_config(model_dir).get("cropdx", {})
+    if rebuild:
+        if "export" not in meta:
+            raise ValueError(f"{model_dir}: no recorded export to rebuild; run `cropdx export` on its data first")
+        report = rebuild_export(model_dir, out_dir, meta["export"], calibration, photos, reference.logits)
+    else:
+        report = export_model(model_dir, out_dir, calibration, photos, reference.labels, reference.logits)
+        if record:
+            record_in_release(model_dir, report)
+    if meta.get("leaf_gate"):
+        gate_report = Path(gate_dir) / GATE_EXPORT_REPORT
+        exported = json.loads(gate_report.read_text()).get("gate_sha256") if gate_report.is_file() else None
+        if exported != meta["leaf_gate"]["sha256"]:
+            export_gate(model_dir / meta["leaf_gate"]["file"], gate_dir, photos[:GATE_CHECK_IMAGES])
+        report["gate"] = json.loads(gate_report.read_text())
+    return report

@@ -7,6 +7,7 @@ re-push of the same release makes no new commit. The endpoint and token come fro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
@@ -15,8 +16,10 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
 from .errors import HubError
-from .onnx_predict import ONNX_FP32, ONNX_INT8
-from .releases import export_dir
+from .gate.leaf_gate import GATE_FILE
+from .model_config import CONFIG, ONNX_FP32, ONNX_INT8, read_config
+from .onnx_predict import GATE_EXPORT_REPORT, GATE_ONNX
+from .releases import GATE_EXPORT, export_dir
 
 SKIP_DIRS = {"checkpoints", "runs", "__pycache__"}
 ONNX_FILES = (ONNX_FP32, ONNX_INT8, "config.json", "preprocessor_config.json", "export_metrics.json")
@@ -53,15 +56,33 @@ def _commit(api: HfApi, repo_id: str, repo_type: str, operations: list[CommitOpe
         raise HubError(f"{repo_id}: the Hub refused the push ({exc})") from exc
 
 
+def _self_contained(model_dir: Path) -> list[CommitOperationAdd]:
+    """The release's files, with the leaf gate it shares with the other releases copied in and its config
+    pointing at that copy: a pushed repo needs nothing beside it."""
+    operations = _files(model_dir)
+    config = read_config(model_dir)
+    reference = config.get("cropdx", {}).get("leaf_gate")
+    if reference:
+        operations = [op for op in operations if op.path_in_repo != CONFIG]
+        operations.append(CommitOperationAdd(GATE_FILE, str(model_dir / reference["file"])))
+        config["cropdx"]["leaf_gate"] = {**reference, "file": GATE_FILE}
+        operations.append(CommitOperationAdd(CONFIG, json.dumps(config, indent=2).encode()))
+    return operations
+
+
 def push_model(model_dir: Path, repo_id: str, revision: str | None = None, private: bool = False,
                exports: Path | None = None) -> str:
-    """Push a model folder and its exports (under onnx/); tag `revision` when given. Returns the commit id."""
+    """Push a model folder, its leaf gate and its exports (under onnx/); tag `revision` when given. Returns the
+    commit id."""
     api = _api()
     exports = exports or export_dir(model_dir.name)
-    operations = _files(model_dir)
+    operations = _self_contained(model_dir)
     if exports.is_dir():
         operations += [CommitOperationAdd(f"onnx/{name}", str(exports / name))
                        for name in ONNX_FILES if (exports / name).is_file()]
+    gate_exports = export_dir(GATE_EXPORT)
+    operations += [CommitOperationAdd(f"onnx/{name}", str(gate_exports / name))
+                   for name in (GATE_ONNX, GATE_EXPORT_REPORT) if (gate_exports / name).is_file()]
     commit = _commit(api, repo_id, "model", operations, f"cropdx: push {model_dir.name}", private)
     if revision:
         api.create_tag(repo_id, tag=revision, revision=commit, exist_ok=True)
@@ -75,4 +96,6 @@ def push_space(repo_id: str, private: bool = False, models: list[str] | None = N
     operations = _files(SPACE_ROOT / "space") + _files(SPACE_ROOT / "cropdx_hf", "cropdx_hf/")
     for name in models or release_names():
         operations += _files(MODELS_DIR / name, f"models/{name}/")
+    if (MODELS_DIR / GATE_EXPORT).is_dir():  # the gate the releases share, where their configs point
+        operations += _files(MODELS_DIR / GATE_EXPORT, f"models/{GATE_EXPORT}/")
     return _commit(_api(), repo_id, "space", operations, "cropdx: push Space", private, space_sdk="gradio")

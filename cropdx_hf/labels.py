@@ -77,6 +77,11 @@ def get_class(class_id: str) -> CropClass:
         raise KeyError(f"unknown class id {class_id!r}; known: {', '.join(CLASS_IDS)}") from None
 
 
+def display_name(class_id: str) -> str:
+    """'Bell pepper: Bacterial spot' for a class id; a name that is not one of ours is shown as it is."""
+    return _BY_ID[class_id].display_name if class_id in _BY_ID else class_id
+
+
 def resolve_label(name: str) -> str | None:
     """Our class id for a foreign class name, or None when the class has no counterpart here."""
     return _BY_NORMALIZED.get(_normalize(name))

@@ -11,6 +11,7 @@ from .errors import ModelFolderError
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 PREPROCESSOR = "preprocessor_config.json"
+ONNX_FP32, ONNX_INT8 = "model.onnx", "model_int8.onnx"  # an export folder's classifier files
 
 
 def read_config(model_dir: str | Path, weights: str = WEIGHTS) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Save and load classifiers as timm/transformers-native folders that load anywhere without cropdx.
 
 A folder holds config.json (timm's `architecture`, `num_classes`, `label_names`, `pretrained_cfg`, plus
-transformers' `id2label`/`label2id` and our metadata under `cropdx`), model.safetensors and
+transformers' `id2label`/`label2id` with display names, and our metadata under `cropdx`), model.safetensors and
 preprocessor_config.json. timm (`local-dir:`/`hf-hub:`), `AutoModelForImageClassification`,
 `AutoImageProcessor` and `pipeline("image-classification")` all read it without custom code.
 """
@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
 from .errors import ModelFolderError
+from .labels import display_name
 from .model_config import CONFIG, PREPROCESSOR, WEIGHTS, read_config
 
 
@@ -35,8 +36,10 @@ def save_model_folder(
     config.get("model_args", {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
-    config["id2label"] = {str(i): name for i, name in enumerate(class_names)}
-    config["label2id"] = {name: i for i, name in enumerate(class_names)}
+    # transformers' consumers (pipeline, AutoModel, ORTModel) show id2label: the names people read; the class ids
+    # stay in label_names, which timm and cropdx map labels by
+    config["id2label"] = {str(i): display_name(name) for i, name in enumerate(class_names)}
+    config["label2id"] = {display_name(name): i for i, name in enumerate(class_names)}
     config["cropdx"] = metadata or {}
     (out / CONFIG).write_text(json.dumps(config, indent=2))
     write_preprocessor(out, config)

@@ -16,6 +16,7 @@ from .model_config import CONFIG, WEIGHTS, read_config
 _ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("CROPDX_MODELS_DIR", _ROOT / "models"))
 EXPORTS_DIR = _ROOT / "exports"  # ONNX files: reproducible by `cropdx export`, never committed
+GATE_EXPORT = "leaf_gate"  # exports/leaf_gate: the releases' shared gate as ONNX
 DEFAULT_MODEL = "efficientnet_lite0"
 # Each release stands in for a backbone that has no offline ImageNet weights here (README, "Releases").
 STANDS_IN_FOR = {

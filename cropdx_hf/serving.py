@@ -1,56 +1,91 @@
-"""The Space's server: a Gradio UI and a REST API on one FastAPI app, sharing one diagnosis path.
+"""The service behind the Space: loaded models, one diagnosis call, Prometheus metrics and the REST API.
 
-Routes: `/` (Gradio, API name "predict"), GET /health, GET /model/version, POST /predict (multipart),
-GET /metrics (Prometheus). Uploaded photos are read into memory and their temporary files deleted at once.
+Each model is served by ONNX Runtime from its export (INT8 where the export's verification qualified it) with
+the exported leaf gate; a model without an export is served by PyTorch, and the log says so at start-up.
+PyTorch is imported only for that, or when someone asks for Grad-CAM. The Gradio page lives in space/app.py.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import gradio as gr
 from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from .diagnosis import Diagnosis
-from .explain import gradcam_overlay
+from .errors import UnknownModelError
 from .images import MAX_BYTES, ImageError, load_image
 from .labels import get_class
-from .model_config import read_config
-from .predict import Predictor
-from .releases import recommended_model, release_names, resolve_model
+from .model_config import ONNX_INT8, read_config
+from .onnx_predict import EXPORT_REPORT, OnnxPredictor
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "space" / "examples"
+logger = logging.getLogger(__name__)
+BACKENDS = ("auto", "onnx", "torch")
 
 
 class Service:
     """Loaded models, the diagnosis call and its Prometheus metrics (one registry per service)."""
 
-    def __init__(self, models: list[str], default: str):
-        self.dirs = {name: resolve_model(name) for name in dict.fromkeys([default, *models])}
-        self.predictors = {name: Predictor.from_folder(path) for name, path in self.dirs.items()}
-        self.default = default
+    def __init__(self, model_dirs: dict[str, Path], default: str, exports_dir: Path | None = None,
+                 backend: str = "auto", threads: int = 1):
+        if default not in model_dirs:
+            raise UnknownModelError(default, list(model_dirs))
+        self.dirs, self.default, self.threads = model_dirs, default, threads
+        self.exports_dir = exports_dir
+        self.backends: dict[str, str] = {}
+        self.predictors = {name: self._load(name, path, backend) for name, path in model_dirs.items()}
+        self._torch: dict[str, Any] = {}
         self.registry = CollectorRegistry()
         self.latency = Histogram("cropdx_request_latency_seconds", "Diagnosis latency", ["route"],
-                                 registry=self.registry, buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5))
+                                 registry=self.registry, buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5))
         self.predictions = Counter("cropdx_predictions", "Diagnoses by top class", ["model", "class_name"],
                                    registry=self.registry)
         self.outcomes = Counter("cropdx_outcomes", "Answers by status (diagnosed, retake, not_a_leaf, error)",
                                 ["status"], registry=self.registry)
 
-    def predictor(self, name: str | None) -> Predictor:
-        return self.predictors.get(name or self.default) or self.predictors[self.default]
+    def _load(self, name: str, model_dir: Path, backend: str):
+        export = self.exports_dir / name if self.exports_dir else None
+        if backend != "torch" and export is not None and (export / EXPORT_REPORT).is_file():
+            from .releases import GATE_EXPORT
+
+            predictor = OnnxPredictor.for_release(model_dir, export, self.exports_dir / GATE_EXPORT, self.threads)
+            precision = "INT8" if predictor.file_name == ONNX_INT8 else "fp32"
+            self.backends[name] = f"onnxruntime ({precision} classifier{', ONNX leaf gate' if predictor.gate else ''})"
+        elif backend == "onnx":
+            raise UnknownModelError(name, [], f"{name}: no ONNX export under {export}; run `cropdx export`")
+        else:
+            import torch
+
+            from .predict import Predictor
+
+            torch.set_num_threads(self.threads)
+            predictor = Predictor.from_folder(model_dir)
+            self.backends[name] = "pytorch"
+            if backend == "auto":
+                logger.warning("%s: no ONNX export under %s, serving with PyTorch (slower; `cropdx export` makes "
+                               "one)", name, export)
+        logger.info("%s: %s", name, self.backends[name])
+        return predictor
+
+    def check(self, name: str | None) -> str:
+        """The model a request asked for, or the default; an unknown name is an error, never the default."""
+        name = name or self.default
+        if name not in self.predictors:
+            raise UnknownModelError(name, list(self.predictors))
+        return name
 
     def diagnose(self, data: bytes, model: str | None, route: str, name: str = "the upload") -> Diagnosis:
+        predictor = self.predictors[self.check(model)]
         start = time.perf_counter()
         try:
-            result = self.predictor(model).diagnose(load_image(data, name=name))
+            result = predictor.diagnose(load_image(data, name=name))
         except ImageError:
             self.outcomes.labels("error").inc()
             raise
@@ -61,14 +96,25 @@ class Service:
             self.predictions.labels(result.model, result.predictions[0]["class_name"]).inc()
         return result
 
+    def explain(self, data: bytes, model: str | None, class_name: str) -> Image.Image:
+        """Grad-CAM for `class_name`: the one place the service needs PyTorch, loaded on first use."""
+        from .explain import gradcam_overlay
+        from .predict import Predictor
+
+        name = self.check(model)
+        if name not in self._torch:
+            self._torch[name] = Predictor.from_folder(self.dirs[name])
+        predictor = self._torch[name]
+        return gradcam_overlay(predictor, load_image(data), predictor.label_names.index(class_name))
+
     def version(self, name: str | None = None) -> dict[str, Any]:
-        name = name if name in self.dirs else self.default
+        name = self.check(name)
         config = read_config(self.dirs[name])
         meta = config.get("cropdx", {})
         return {"model": name, "architecture": config["architecture"], "classes": config["label_names"],
                 "data_fingerprint": meta.get("data_fingerprint"), "temperature": meta.get("temperature"),
                 "threshold": meta.get("threshold"), "test_metrics": meta.get("metrics", {}).get("test"),
-                "available": list(self.dirs)}
+                "backend": self.backends[name], "available": list(self.dirs)}
 
 
 def build_api(service: Service) -> FastAPI:
@@ -79,8 +125,11 @@ def build_api(service: Service) -> FastAPI:
         return {"status": "ok", "models": list(service.dirs), "default": service.default}
 
     @api.get("/model/version")
-    def version(model: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-        return service.version(model)
+    def version(model: Annotated[str | None, Query()] = None) -> JSONResponse:
+        try:
+            return JSONResponse(service.version(model))
+        except UnknownModelError as exc:
+            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
 
     @api.post("/predict")
     def predict(file: Annotated[UploadFile, File()], model: Annotated[str | None, Query()] = None) -> JSONResponse:
@@ -89,6 +138,8 @@ def build_api(service: Service) -> FastAPI:
             return JSONResponse({"error": f"upload over the {MAX_BYTES // 2**20} MB limit"}, status_code=413)
         try:
             return JSONResponse(service.diagnose(data, model, "rest", file.filename or "the upload").to_dict())
+        except UnknownModelError as exc:
+            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
         except ImageError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 
@@ -99,19 +150,8 @@ def build_api(service: Service) -> FastAPI:
     return api
 
 
-def _read_and_delete(path: str | None) -> bytes:
-    """Gradio stores uploads in its cache; read the photo and remove it so no leaf photo stays on disk."""
-    if not path:
-        raise ImageError("no photo: upload, paste or take a photo first")
-    file = Path(path)
-    try:
-        return file.read_bytes()
-    finally:
-        if not str(file).startswith(str(EXAMPLES_DIR)):
-            file.unlink(missing_ok=True)
-
-
-def _inline_image(image: Image.Image, caption: str) -> str:
+def inline_image(image: Image.Image, caption: str) -> str:
+    """HTML with the image as a data URI: nothing derived from a photo is written to disk."""
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -119,9 +159,19 @@ def _inline_image(image: Image.Image, caption: str) -> str:
            "</figcaption></figure>"
 
 
+def top3_labels(result: Diagnosis) -> dict[str, float]:
+    return {get_class(p["class_name"]).display_name: p["probability"] for p in result.predictions}
+
+
 def render_card(result: Diagnosis) -> str:
+    """Markdown for the page: the treatment card, or why to retake the photo and how."""
     if result.status != "diagnosed":
-        return "\n".join([f"### {result.message}", "", *[f"- {tip}" for tip in result.tips]])
+        lines = [f"### {result.message}", "", *[f"- {tip}" for tip in result.tips]]
+        if result.quality and result.quality.failed:
+            lines += ["", "**Photo checks that failed:** " + "; ".join(
+                f"{c.name.replace('_', ' ')} ({', '.join(f'{k} {v}' for k, v in c.measured.items())})"
+                for c in result.quality.failed)]
+        return "\n".join(lines)
     t = result.treatment
     lines = [f"## {t['crop']}: {t['disease']}", ""]
     if t["healthy"]:
@@ -137,56 +187,3 @@ def render_card(result: Diagnosis) -> str:
     lines += ["", "**Sources:** " + ", ".join(f"[{s['code']}]({s['url']})" for s in t["sources"]), "",
               f"*{t['disclaimer']}*"]
     return "\n".join(lines)
-
-
-def build_ui(service: Service) -> gr.Blocks:
-    def ui_predict(path: str | None, model: str):
-        try:
-            data = _read_and_delete(path)
-            result = service.diagnose(data, model, "ui")
-        except ImageError as exc:
-            raise gr.Error(str(exc)) from exc
-        labels = {f"{get_class(p['class_name']).display_name}": p["probability"] for p in result.predictions}
-        cam = ""
-        if result.predictions:
-            predictor = service.predictor(model)
-            top = predictor.label_names.index(result.predictions[0]["class_name"])
-            cam = _inline_image(gradcam_overlay(predictor, load_image(data), top), "Where the model looked")
-        return labels, render_card(result), cam
-
-    def api_predict(path: str | None, model: str | None) -> dict[str, Any]:
-        try:
-            return service.diagnose(_read_and_delete(path), model, "gradio_api").to_dict()
-        except ImageError as exc:
-            return {"error": str(exc)}
-
-    examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
-    with gr.Blocks(title="cropdx: leaf disease diagnosis", analytics_enabled=False, delete_cache=(60, 60)) as demo:
-        gr.Markdown("# cropdx\nPhotograph one tomato, potato or bell-pepper leaf to get the three likeliest "
-                    "diagnoses with sourced advice. Decision support only: not a substitute for an agronomist.")
-        with gr.Row():
-            with gr.Column():
-                photo = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Leaf photo")
-                model = gr.Dropdown(list(service.dirs), value=service.default, label="Model")
-                button = gr.Button("Diagnose", variant="primary")
-                if examples:
-                    gr.Examples(examples, inputs=photo, label="Example leaves")
-            with gr.Column():
-                label = gr.Label(num_top_classes=3, label="Top-3 diagnoses")
-                card = gr.Markdown(elem_id="treatment-card")
-                # HTML with a data URI: an image output would be written to Gradio's file cache
-                cam = gr.HTML(label="Where the model looked (Grad-CAM)")
-        button.click(ui_predict, [photo, model], [label, card, cam], api_name="diagnose_ui")
-        api_photo = gr.File(type="filepath", visible=False)  # not gr.Image: it decodes (and keeps) bad files
-        api_model = gr.Textbox(visible=False)
-        api_out = gr.JSON(visible=False)
-        gr.Button(visible=False).click(api_predict, [api_photo, api_model], api_out, api_name="predict")
-    return demo.queue(default_concurrency_limit=4)
-
-
-def create_app(default: str | None = None, models: list[str] | None = None) -> FastAPI:
-    default = default or recommended_model()
-    service = Service(models if models is not None else release_names(), default)
-    api = build_api(service)
-    api.state.service = service
-    return gr.mount_gradio_app(api, build_ui(service), path="/", max_file_size=MAX_BYTES)

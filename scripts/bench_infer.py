@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cropdx_hf.onnx_predict import ONNX_FP32, ONNX_INT8, session
+from cropdx_hf.model_config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.onnx_predict import session
 from cropdx_hf.predict import Predictor
 from cropdx_hf.releases import export_dir, release_names, resolve_model
 from cropdx_hf.transforms import channels_last

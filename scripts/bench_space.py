@@ -1,8 +1,9 @@
-"""Load test of the Space's REST API on 127.0.0.1: N concurrent clients, a bounded number of requests each.
+"""Load test of the Space's REST API on 127.0.0.1: both serving paths, side by side, in one run.
 
-Starts `space/app.py` as a subprocess, waits for /health, then each client posts the same leaf photo to
-/predict `--requests` times (warm-up requests excluded). Reports throughput, latency p50/p95 and the server's
-peak resident memory. Nothing leaves this machine.
+For each backend (ONNX Runtime from `cropdx export`'s files, and PyTorch) it starts `space/app.py` as a
+subprocess, waits for /health, then N concurrent clients each post the same leaf photo to /predict `--requests`
+times (2 warm-up requests excluded). Reports throughput, latency p50/p95, the server's peak resident memory and
+the ONNX / PyTorch throughput ratio. Nothing leaves this machine.
 
     python scripts/bench_space.py --clients 8 --requests 20 --json
 """
@@ -10,12 +11,14 @@ peak resident memory. Nothing leaves this machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,20 +29,45 @@ ROOT = Path(__file__).resolve().parents[1]
 LEAF = next(ROOT.glob("tests/fixtures/leaves/Tomato_Early_blight/*"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _rss_mb(pid: int, key: str = "VmHWM") -> float:
+def rss_mb(pid: int, key: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of a process."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
 
 
-def _client(url: str, photo: bytes, requests: int, deadline: float) -> list[float]:
+@contextlib.contextmanager
+def running_space(backend: str, model: str | None = None, extra: list[str] | None = None
+                  ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The Space on a free port with `backend`; yields its base URL and process, stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    cmd = [sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port), "--backend", backend,
+           *(["--model", model] if model else []), *(extra or [])]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(900):
+            if server.poll() is not None:
+                raise RuntimeError(f"the Space did not start: {server.stderr.read()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def client(url: str, photo: bytes, requests: int, deadline: float) -> list[float]:
     times = []
     with httpx.Client(timeout=60) as http:
         for _ in range(requests):
@@ -52,49 +80,50 @@ def _client(url: str, photo: bytes, requests: int, deadline: float) -> list[floa
     return times
 
 
+def bench(backend: str, args: argparse.Namespace) -> dict:
+    with running_space(backend, args.model) as (base, server):
+        model = httpx.get(f"{base}/health").json()["default"]
+        served_by = httpx.get(f"{base}/model/version").json()["backend"]
+        photo = LEAF.read_bytes()
+        client(f"{base}/predict", photo, 2, time.time() + 60)  # warm-up
+        deadline = time.time() + args.max_seconds
+        start = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            runs = list(pool.map(lambda _: client(f"{base}/predict", photo, args.requests, deadline),
+                                 range(args.clients)))
+        wall = time.perf_counter() - start
+        times = np.array([t for run in runs for t in run])
+        return {"backend": backend, "served_by": served_by, "model": model, "clients": args.clients,
+                "requests": int(len(times)), "throughput_rps": round(len(times) / wall, 2),
+                "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
+                "p95_ms": round(1000 * float(np.percentile(times, 95)), 1),
+                "server_peak_rss_mb": rss_mb(server.pid)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=20, help="per client, after 2 warm-up requests")
+    parser.add_argument("--backend", nargs="+", choices=["onnx", "torch"], default=["onnx", "torch"])
     parser.add_argument("--model", default=None)
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    cmd = [sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port)]
-    server = subprocess.Popen(cmd + (["--model", args.model] if args.model else []), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        model = httpx.get(f"{base}/health").json()["default"]
-        photo = LEAF.read_bytes()
-        _client(f"{base}/predict", photo, 2, time.time() + 60)  # warm-up
-        deadline = time.time() + args.max_seconds
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            runs = list(pool.map(lambda _: _client(f"{base}/predict", photo, args.requests, deadline),
-                                 range(args.clients)))
-        wall = time.perf_counter() - start
-        times = np.array([t for run in runs for t in run])
-        result = {"model": model, "clients": args.clients, "requests": int(len(times)),
-                  "throughput_rps": round(len(times) / wall, 2),
-                  "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
-                  "p95_ms": round(1000 * float(np.percentile(times, 95)), 1),
-                  "server_peak_rss_mb": _rss_mb(server.pid), "cpu_threads": os.cpu_count()}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    print(json.dumps(result, indent=2) if args.json else
-          f"{result['clients']} clients, {result['requests']} requests: {result['throughput_rps']} req/s, "
-          f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, server peak RSS {result['server_peak_rss_mb']} MB")
+    results = {backend: bench(backend, args) for backend in args.backend}
+    report = {"command": "python scripts/bench_space.py " + " ".join(sys.argv[1:]), "cpu_count": os.cpu_count(),
+              "results": results}
+    if {"onnx", "torch"} <= set(results):
+        report["onnx_vs_torch_throughput"] = round(results["onnx"]["throughput_rps"]
+                                                   / results["torch"]["throughput_rps"], 2)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for r in results.values():
+        print(f"{r['backend']:>5} ({r['served_by']}): {r['clients']} clients, {r['requests']} requests: "
+              f"{r['throughput_rps']} req/s, p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, "
+              f"server peak RSS {r['server_peak_rss_mb']} MB")
+    if "onnx_vs_torch_throughput" in report:
+        print(f"ONNX / PyTorch throughput: {report['onnx_vs_torch_throughput']}x")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,124 @@
-"""cropdx Space: diagnose a tomato, potato or bell-pepper leaf photo (Gradio UI + REST API).
+"""cropdx Space: diagnose a tomato, potato or bell-pepper leaf photo (Gradio page + REST API on one server).
 
-    python space/app.py [--host 127.0.0.1] [--port 7860] [--model NAME | DIR | ORG/NAME]
+    python space/app.py [--host 127.0.0.1] [--port 7860] [--model NAME | DIR | ORG/NAME] [--backend auto|onnx|torch]
+
+The page and the Gradio API call the library's Service; REST routes come from cropdx_hf.serving.
 """
 
+from __future__ import annotations
+
 import argparse
+import hashlib
+import logging
 import os
+from pathlib import Path
+from typing import Any
 
-import torch
+import gradio as gr
 import uvicorn
+from fastapi import FastAPI
 
-from cropdx_hf.serving import create_app
+from cropdx_hf.errors import UnknownModelError
+from cropdx_hf.images import MAX_BYTES, ImageError
+from cropdx_hf.releases import EXPORTS_DIR, recommended_model, release_names, resolve_model
+from cropdx_hf.serving import BACKENDS, Service, build_api, inline_image, render_card, top3_labels
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.jpg"))
+# Gradio stores an upload byte-identical to an example at the example's own cache path: never delete those bytes
+EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES}
+
+
+def undecoded(image: gr.Image) -> gr.Image:
+    """Make `image` hand an uploaded file over undecoded: cropdx's reader gives a bad file one clear sentence,
+    where Gradio's own decoding would show the server's temporary path and log a traceback. (Set on the instance:
+    a gr.Image subclass would make Gradio write an app.pyi stub beside this file.)"""
+    decode = image.preprocess
+
+    def preprocess(payload):
+        if payload is None or (payload.url and payload.url.startswith("data:")):  # webcam and clipboard
+            return decode(payload)
+        return payload.path
+
+    image.preprocess = preprocess
+    return image
+
+
+def read_and_delete(path: str | None) -> bytes:
+    """Read the photo and remove Gradio's copy, so no leaf photo stays on disk (the examples' copies stay)."""
+    if not path:
+        raise ImageError("no photo: upload, paste or take a photo first")
+    file = Path(path)
+    if file.stat().st_size > MAX_BYTES:
+        file.unlink(missing_ok=True)
+        raise ImageError(f"the photo is over the {MAX_BYTES // 2**20} MB limit")
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() not in EXAMPLE_DIGESTS:
+        file.unlink(missing_ok=True)
+    return data
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    def diagnose(path: str | None, model: str) -> tuple[dict, str, bytes, str]:
+        try:
+            data = read_and_delete(path)
+            result = service.diagnose(data, model, "ui", "the photo")
+        except (ImageError, UnknownModelError) as exc:
+            raise gr.Error(str(exc)) from None
+        top = result.predictions[0]["class_name"] if result.predictions else ""
+        return top3_labels(result), render_card(result), data, top
+
+    def explain(data: bytes | None, model: str, top: str) -> str:
+        if not data or not top:
+            raise gr.Error("diagnose a leaf photo first")
+        try:
+            return inline_image(service.explain(data, model, top), "Where the model looked")
+        except UnknownModelError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def api_predict(photo: str | None, model: str | None = None) -> dict[str, Any]:
+        try:
+            return service.diagnose(read_and_delete(photo), model, "gradio_api").to_dict()
+        except (ImageError, UnknownModelError) as exc:
+            return {"error": str(exc), **({"available": exc.available} if isinstance(exc, UnknownModelError) else {})}
+
+    with gr.Blocks(title="cropdx: leaf disease diagnosis", analytics_enabled=False, delete_cache=(60, 60)) as demo:
+        gr.Markdown("# cropdx\nPhotograph one tomato, potato or bell-pepper leaf to get the three likeliest "
+                    "diagnoses with sourced advice. Decision support only: not a substitute for an agronomist.")
+        photo_bytes, top_class = gr.State(None), gr.State("")  # kept in memory for Grad-CAM, never on disk
+        with gr.Row():
+            with gr.Column():
+                photo = undecoded(gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
+                                           label="Leaf photo"))
+                model = gr.Dropdown(list(service.dirs), value=service.default, label="Model")
+                button = gr.Button("Diagnose", variant="primary")
+                if EXAMPLES:
+                    gr.Examples([str(p) for p in EXAMPLES], inputs=photo, label="Example leaves")
+            with gr.Column():
+                label = gr.Label(num_top_classes=3, label="Top-3 diagnoses")
+                card = gr.Markdown(elem_id="treatment-card", label="Treatment card")
+                explain_button = gr.Button("Show where the model looked (Grad-CAM)")
+                # HTML with a data URI: an image output would be written to Gradio's file cache
+                cam = gr.HTML(label="Grad-CAM")
+        button.click(diagnose, [photo, model], [label, card, photo_bytes, top_class], api_name="diagnose_ui")
+        explain_button.click(explain, [photo_bytes, model, top_class], cam, api_name="explain_ui")
+        api_photo = gr.File(type="filepath", visible=False, label="photo")  # a plain file: bad uploads reach us
+        api_model = gr.Textbox(value=service.default, visible=False, label="model")
+        api_out = gr.JSON(visible=False, label="diagnosis")
+        gr.Button(visible=False).click(api_predict, [api_photo, api_model], api_out, api_name="predict")
+    return demo.queue(default_concurrency_limit=int(os.environ.get("CROPDX_UI_CONCURRENCY", 2)))
+
+
+def create_app(default: str | None = None, models: list[str] | None = None, exports_dir: Path | None = EXPORTS_DIR,
+               backend: str = "auto", threads: int = 1) -> FastAPI:
+    default = default or recommended_model()
+    names = models if models is not None else release_names()
+    # a model is known by its last path part: a release name, a folder's name, the NAME of ORG/NAME
+    model_dirs = {Path(name).name: resolve_model(name) for name in dict.fromkeys([default, *names])}
+    service = Service(model_dirs, Path(default).name, exports_dir, backend, threads)
+    api = build_api(service)
+    api.state.service = service
+    return gr.mount_gradio_app(api, build_ui(service), path="/", max_file_size=MAX_BYTES)
 
 
 def main() -> None:
@@ -18,12 +127,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--model", default=os.environ.get("CROPDX_MODEL"),
                         help="default model: release name, model folder or Hub id (default: the recommended one)")
-    parser.add_argument("--torch-threads", type=int, default=int(os.environ.get("CROPDX_TORCH_THREADS", 1)),
-                        help="intra-op threads per request (default 1: concurrent requests already fill the cores; "
-                             "2 threads each on 2 cores cost ~30 %% of throughput, README Benchmarks)")
+    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("CROPDX_BACKEND", "auto"),
+                        help="auto: ONNX Runtime where a model has an export, PyTorch otherwise")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("CROPDX_THREADS", 1)),
+                        help="intra-op threads per model call (default 1: concurrent requests fill the cores)")
+    parser.add_argument("--exports", type=Path, default=Path(os.environ.get("CROPDX_EXPORTS", EXPORTS_DIR)),
+                        help="folder of `cropdx export` outputs, one sub-folder per model plus leaf_gate/")
     args = parser.parse_args()
-    torch.set_num_threads(args.torch_threads)
-    uvicorn.run(create_app(args.model), host=args.host, port=args.port)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app = create_app(args.model, exports_dir=args.exports, backend=args.backend, threads=args.threads)
+    uvicorn.run(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

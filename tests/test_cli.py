@@ -7,6 +7,11 @@ from PIL import Image
 from skimage import data as skdata
 
 from cropdx_hf.cli import main
+from cropdx_hf.releases import DEFAULT_MODEL, release_names
+from tests.clean_env import block_imports
+from tests.conftest import LEAVES
+
+BLOCK_TORCH = block_imports("torch", "torchvision", "timm", "transformers")
 
 
 def test_predict_with_an_imagenet_backbone_proves_the_install(tmp_path, capsys):
@@ -28,14 +33,39 @@ def test_predict_reports_bad_files_and_goes_on(tmp_path, leaf_image, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["predict", "x.jpg", "--model", "/no/such/model"], "/no/such/model: neither a model folder nor a release"),
+    (["predict", "LEAF", "--model", "/no/such/model"], "/no/such/model: neither a model folder nor a release"),
+    (["predict", "/no/such/photo.jpg"], "/no/such/photo.jpg: no such file or folder"),
     (["eda", "--data", "/no/such/data", "--out", "out"], "/no/such/data: not a folder"),
-    (["predict", "x.jpg", "--backbone", "resnet50"], "could not download ImageNet weights"),
+    (["predict", "LEAF", "--backbone", "resnet50"], "could not download ImageNet weights"),
 ])
-def test_user_errors_are_one_line_not_a_traceback(argv, message, capsys):
-    assert main(argv) == 2
+def test_user_errors_are_one_line_not_a_traceback(argv, message, leaf_image, capsys):
+    assert main([str(leaf_image) if a == "LEAF" else a for a in argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["predict", "/no/such/photo.jpg"], "no such file or folder"),
+    (["predict", "--model", "no_such_model", "LEAF"], "no_such_model: neither a model folder nor a release"),
+])
+def test_predict_refuses_bad_paths_and_names_without_importing_torch(argv, message, leaf_image):
+    argv = [str(leaf_image) if a == "LEAF" else a for a in argv]
+    code = BLOCK_TORCH + f"from cropdx_hf.cli import main\nsys.exit(main({argv!r}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr and "blocked" not in result.stderr
+
+
+@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+def test_predict_takes_a_folder_and_prints_display_names(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    photos = sorted(LEAVES.glob("Tomato_Early_blight/*"))[:2]
+    (folder / "a.jpg").write_bytes(photos[0].read_bytes())
+    (folder / "more" / "b.jpg").write_bytes(photos[1].read_bytes())
+    assert main(["predict", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"{folder / 'a.jpg'}: " in out and f"{folder / 'more' / 'b.jpg'}: " in out
+    assert "1. Tomato: Early blight" in out and "Tomato_Early_blight" not in out
 
 
 def test_eda_report_is_computed_from_the_data(tmp_path, leaves_dir):

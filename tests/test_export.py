@@ -11,7 +11,9 @@ import pytest
 from cropdx_hf.cli import main
 from cropdx_hf.export import INT8_SETUPS
 from cropdx_hf.images import load_image
-from cropdx_hf.onnx_predict import ONNX_FP32, OnnxPredictor
+from cropdx_hf.labels import display_name
+from cropdx_hf.model_config import ONNX_FP32
+from cropdx_hf.onnx_predict import OnnxPredictor
 from cropdx_hf.predict import Predictor
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT
@@ -64,11 +66,11 @@ def test_optimum_loads_the_export_and_names_the_labels(exported):
 
     model_dir, out, _ = exported
     ort_model = ORTModelForImageClassification.from_pretrained(out)
-    assert ort_model.config.id2label[0] == "Pepper__bell___Bacterial_spot"
+    assert ort_model.config.id2label[0] == "Bell pepper: Bacterial spot"
     pipe = pipeline("image-classification", model=ort_model, image_processor=str(model_dir))
     ours = Predictor.from_folder(model_dir)
     ours.temperature = 1.0  # the pipeline knows nothing of our calibration
-    assert pipe(IMAGES[0], top_k=1)[0]["label"] == ours.predict(IMAGES[0], top_k=1)[0].class_name
+    assert pipe(IMAGES[0], top_k=1)[0]["label"] == display_name(ours.predict(IMAGES[0], top_k=1)[0].class_name)
 
 
 def test_onnx_predictor_matches_pytorch_top3(exported):
@@ -91,7 +93,7 @@ def test_cropdx_predict_onnx_never_imports_torch(exported):
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout)[IMAGES[1]]
     expected = Predictor.from_folder(model_dir)
-    expected.detector = None  # the ONNX path has no leaf detector; threshold and treatments are the same
+    assert expected.gate is None  # the fixture model has no leaf gate, in either path
     reference = expected.diagnose(IMAGES[1]).to_dict()
     assert [p["class_name"] for p in answer["predictions"]] == [p["class_name"] for p in reference["predictions"]]
     assert answer["status"] == reference["status"] and answer["treatment"] == reference["treatment"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cropdx_hf.hub import SKIP_DIRS
+from cropdx_hf.labels import display_name
 from cropdx_hf.predict import Predictor
 from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
 from tests.clean_env import block_imports
@@ -147,8 +148,9 @@ def test_four_loaders_without_cropdx_agree_on_the_top3(hub, pushed, tmp_path):
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     ours = Predictor.from_folder(resolve_model(DEFAULT_MODEL))
     expected = [[p.class_name for p in ours.predict(image)] for image in IMAGES]
-    for loader in ("pipeline", "auto", "timm", "onnx"):
-        assert loaded[loader] == expected, loader
+    assert loaded["timm"] == expected  # timm reads label_names: the class ids
+    for loader in ("pipeline", "auto", "onnx"):  # transformers' consumers read id2label: the display names
+        assert loaded[loader] == [[display_name(c) for c in row] for row in expected], loader
 
 
 def test_cropdx_predict_takes_a_hub_id_and_names_missing_repos(hub, pushed, tmp_path):

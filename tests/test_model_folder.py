@@ -6,7 +6,7 @@ import pytest
 
 from cropdx_hf.backbones import create_backbone
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.labels import CLASS_IDS
+from cropdx_hf.labels import CLASS_IDS, display_name
 from cropdx_hf.model_config import read_config
 from cropdx_hf.model_folder import load_model_folder, save_model_folder
 from cropdx_hf.predict import Predictor
@@ -58,7 +58,7 @@ def test_folder_holds_timm_and_transformers_fields(model_dir):
     config = read_config(model_dir)
     assert config["architecture"] == "tf_efficientnet_lite0"
     assert config["num_classes"] == 15 and config["label_names"] == list(CLASS_IDS)
-    assert config["id2label"]["3"] == CLASS_IDS[3] and config["label2id"][CLASS_IDS[3]] == 3
+    assert config["id2label"]["3"] == "Potato: Early blight" and config["label2id"]["Potato: Early blight"] == 3
     assert "num_classes" not in config.get("model_args", {})  # would break TimmWrapper loading
     assert config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
     assert config["cropdx"] == {"note": "test"}
@@ -78,7 +78,8 @@ def test_loads_without_cropdx_with_the_same_top3(model_dir, tmp_path):
         ours = [(p.class_name, p.probability) for p in predictor.predict(image)]
         for loader in ("pipeline", "auto", "timm"):
             theirs = loaded[loader][i]
-            assert [name for name, _ in theirs] == [name for name, _ in ours], (loader, image)
+            names = [n for n, _ in ours] if loader == "timm" else [display_name(n) for n, _ in ours]  # id2label
+            assert [name for name, _ in theirs] == names, (loader, image)
             assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(theirs, ours, strict=True)), loader
 
 

@@ -12,19 +12,19 @@ import uvicorn
 
 from cropdx_hf.releases import DEFAULT_MODEL, release_names
 from tests.bad_inputs import unusable, usable
-from tests.conftest import LEAVES, ROOT
+from tests.conftest import LEAVES, ROOT, load_space_app
 
 pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
 LEAF = sorted(LEAVES.glob("Tomato_Early_blight/*"))[0]  # one the release diagnoses confidently
-PREDICTION_KEYS = {"class_name", "probability", "crop", "disease", "severity", "actions", "active_ingredients"}
+PREDICTION_KEYS = {"class_name", "display_name", "probability", "crop", "disease", "severity", "actions",
+                   "active_ingredients"}
+EXAMPLE = ROOT / "space" / "examples" / "tomato_early_blight.jpg"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, default_exports):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio-cache"))
-    from cropdx_hf.serving import create_app
-
-    return create_app(DEFAULT_MODEL, models=[DEFAULT_MODEL])
+    return load_space_app().create_app(DEFAULT_MODEL, models=[DEFAULT_MODEL], exports_dir=default_exports)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,29 @@ def test_health_and_version(client):
     version = client.get("/model/version").json()
     assert version["model"] == DEFAULT_MODEL and len(version["classes"]) == 15
     assert 0 < version["threshold"] < 1 and version["test_metrics"]["n"] > 1000
+    assert version["backend"].startswith("onnxruntime") and "ONNX leaf gate" in version["backend"]
+
+
+def test_an_unknown_model_is_a_404_that_lists_the_models(client):
+    response = client.post("/predict?model=nope", files={"file": ("leaf.jpg", LEAF.read_bytes(), "image/jpeg")})
+    assert response.status_code == 404 and response.json()["available"] == [DEFAULT_MODEL]
+    assert "unknown model 'nope'" in response.json()["error"]
+    response = client.get("/model/version?model=nope")
+    assert response.status_code == 404 and DEFAULT_MODEL in response.json()["error"]
+
+
+def test_a_grey_photo_is_to_be_retaken_in_colour(client):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(EXAMPLE).convert("L").save(buf, "PNG")
+    body = _post(client, buf.getvalue(), "grey.png").json()
+    assert body["status"] == "retake" and body["confident"] is False and len(body["predictions"]) == 3
+    assert body["tips"][0].startswith("Take a colour photo")
+    checks = {c["name"]: c for c in body["quality"]["checks"]}
+    assert checks["colour"]["passed"] is False and checks["colour"]["measured"]["colourfulness"] < 1
 
 
 def test_rest_predict_diagnoses_a_leaf_with_treatment(client):
@@ -119,14 +142,57 @@ def test_gradio_api_and_ui_through_gradio_client(server):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
-    body = client.predict(handle_file(str(LEAF)), DEFAULT_MODEL, api_name="/predict")
-    assert body["status"] == "diagnosed" and len(body["predictions"]) == 3
-    labels, card, cam = client.predict(handle_file(str(LEAF)), DEFAULT_MODEL, api_name="/diagnose_ui")
+    body = client.predict(handle_file(str(LEAF)), api_name="/predict")  # the model is optional
+    assert body["status"] == "diagnosed" and len(body["predictions"]) == 3 and body["model"] == DEFAULT_MODEL
+    labels, card = client.predict(handle_file(str(LEAF)), DEFAULT_MODEL, api_name="/diagnose_ui")
     assert len(labels["confidences"]) == 3 and labels["label"] == "Tomato: Early blight"
     assert "## Tomato: Early blight" in card and "Active ingredients" in card and "Sources" in card
-    assert cam.startswith("<figure><img src=\"data:image/jpeg;base64,")
     bad = client.predict(handle_file(str(Path(__file__))), DEFAULT_MODEL, api_name="/predict")
     assert "not a readable image" in bad["error"]
+    unknown = client.predict(handle_file(str(LEAF)), "no_such_model", api_name="/predict")
+    assert "unknown model 'no_such_model'" in unknown["error"] and unknown["available"] == [DEFAULT_MODEL]
+
+
+def test_the_api_names_its_parameters_and_output(server):
+    from gradio_client import Client
+
+    api = Client(server, verbose=False).view_api(return_format="dict", print_info=False)
+    predict = api["named_endpoints"]["/predict"]
+    assert [p["parameter_name"] for p in predict["parameters"]] == ["photo", "model"]
+    model = predict["parameters"][1]
+    assert model["parameter_has_default"] and model["parameter_default"] == DEFAULT_MODEL
+    assert [r["label"] for r in predict["returns"]] == ["diagnosis"]
+    assert [r["label"] for r in api["named_endpoints"]["/diagnose_ui"]["returns"]] == ["Top-3 diagnoses",
+                                                                                      "Treatment card"]
+
+
+def test_grad_cam_is_drawn_on_demand(app):
+    service = app.state.service
+    assert "torch" not in service.backends[DEFAULT_MODEL]
+    overlay = service.explain(LEAF.read_bytes(), DEFAULT_MODEL, "Tomato_Early_blight")
+    assert overlay.size == (224, 224)
+
+
+def test_a_non_image_in_the_page_gets_one_sentence_and_no_traceback(server, capfd):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as error:
+        Client(server, verbose=False).predict(handle_file(str(Path(__file__))), DEFAULT_MODEL,
+                                              api_name="/diagnose_ui")
+    message = str(error.value)
+    assert "the photo: not a readable image" in message and "/tmp" not in message and "gradio" not in message.lower()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_upload_identical_to_an_example_leaves_the_example_in_place(server):
+    """Gradio caches the bundled examples; an upload with the same bytes lands at the same path and must not be
+    deleted with the other uploads (every visitor would get 403 for the example from then on)."""
+    from gradio_client import Client, handle_file
+
+    Client(server, verbose=False).predict(handle_file(str(EXAMPLE)), api_name="/predict")
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert [p for p in cache.rglob(EXAMPLE.name) if p.stat().st_size == EXAMPLE.stat().st_size]
 
 
 def test_uploaded_photos_are_not_kept(server):
@@ -171,6 +237,20 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
         card = page.locator("#treatment-card")
         card.get_by_text("Tomato: Early blight").wait_for(timeout=60_000)
         assert "Active ingredients" in card.inner_text()
+        page.get_by_role("button", name="Show where the model looked (Grad-CAM)").click()
+        page.locator("figure img").wait_for(timeout=60_000)
         page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
+        # a visitor uploads a photo byte-identical to an example; the examples must still load for the next one
+        copy = tmp_path / "my_photo.jpg"
+        copy.write_bytes(EXAMPLE.read_bytes())
+        page.set_input_files("input[type=file]", str(copy))
+        page.get_by_role("button", name="Diagnose").click()
+        card.get_by_text("Tomato").first.wait_for(timeout=60_000)
+        page.reload(wait_until="networkidle")
+        thumbnails = page.locator("img[src*='tomato_early_blight']")
+        thumbnails.first.wait_for(timeout=30_000)
+        loaded = page.evaluate("() => [...document.querySelectorAll('img')].filter(i => i.src.includes("
+                               "'tomato_early_blight')).map(i => i.complete && i.naturalWidth > 0)")
         browser.close()
     assert (tmp_path / "space.png").stat().st_size > 20_000
+    assert loaded and all(loaded)

@@ -1,0 +1,13 @@
+"""A short run of scripts/soak_space.py: the ONNX Space under concurrent load with bad inputs mixed in."""
+
+import runpy
+
+from tests.conftest import ROOT
+
+
+def test_a_short_soak_answers_every_bad_input_with_a_4xx_and_never_fails(default_exports):
+    soak = runpy.run_path(str(ROOT / "scripts" / "soak_space.py"))["soak"]
+    result = soak(60, 4, 10, warmup=5, exports=default_exports)
+    assert result["requests"] == 60 and result["bad_inputs"] == 6 and result["server_errors"] == 0
+    assert result["bad_inputs_answered_4xx_with_a_message"] == 6
+    assert result["good_photos_answered_200"] == 54
