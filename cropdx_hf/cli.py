@@ -146,16 +146,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .data import load_leaf_dataset
-    from .export import export_release
+    from .export import export_release, is_current
 
     model_dir = resolve_model(args.model)
+    out = Path(args.out or export_dir(model_dir.name))
+    if args.if_stale and is_current(model_dir, out, export_dir(GATE_EXPORT)):
+        print(f"{out}: already an export of {model_dir}'s weights")
+        return 0
     calibration = load_leaf_dataset(args.calibration_data) if args.calibration_data else None
-    report = export_release(model_dir, load_leaf_dataset(args.data), args.out or export_dir(model_dir.name),
-                            export_dir(GATE_EXPORT), args.split, calibration, args.rebuild,
+    report = export_release(model_dir, load_leaf_dataset(args.data), out, export_dir(GATE_EXPORT), args.split,
+                            calibration, args.rebuild,
                             record=args.record and model_dir.name in release_names())
     fp32, int8 = report["fp32"], report["int8"]
     served = int8.get("served", int8.get("recommended"))
-    print(f"wrote {args.out or export_dir(model_dir.name)}: fp32 max |logit diff| vs PyTorch "
+    print(f"wrote {out}: fp32 max |logit diff| vs PyTorch "
           f"{fp32['max_abs_logit_diff_vs_torch']:.2e}; INT8 {int8.get('setup', 'none')}: {int8['reason']}; "
           f"serves {'INT8' if served else 'fp32'}"
           + (f"; leaf gate max |score diff| {report['gate']['max_abs_score_diff']:.2e}" if "gate" in report else ""))
@@ -208,6 +212,9 @@ def _cards(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    if args.names:
+        print("\n".join(release_names()))
+        return 0
     releases = [describe_release(name) for name in release_names()]
     if args.json:
         print(json.dumps(releases, indent=2))
@@ -281,6 +288,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     export.add_argument("--rebuild", action="store_true",
                         help="make the release's recorded export again (same INT8 set-up and calibration photos) "
                              "and serve its INT8 file only if it is byte-identical to the verified one")
+    export.add_argument("--if-stale", action="store_true",
+                        help="do nothing when the folder already holds an export of these weights and their gate")
     export.add_argument("--no-record", dest="record", action="store_false",
                         help="do not write the figures into the release's config")
     export.set_defaults(func=_export)
@@ -319,6 +328,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the released models with their measured test metrics")
     models.add_argument("--json", action="store_true")
+    models.add_argument("--names", action="store_true", help="only the release names, one per line")
     models.set_defaults(func=_models)
 
     # the recipe's dataclass is the single source of its options; HfArgumentParser imports torch, so only

@@ -228,6 +228,17 @@ def record_in_release(model_dir: str | Path, report: dict[str, Any]) -> None:
     update_metadata(model_dir, {"export": summary})
 
 
+def is_current(model_dir: str | Path, out_dir: str | Path, gate_dir: str | Path) -> bool:
+    """Whether `out_dir` already holds an export of these weights, and `gate_dir` one of the gate they name."""
+    report, gate_report = Path(out_dir) / EXPORT_REPORT, Path(gate_dir) / GATE_EXPORT_REPORT
+    if not report.is_file() or json.loads(report.read_text()).get("weights_sha256") != file_sha256(
+            Path(model_dir) / WEIGHTS):
+        return False
+    gate = read_config(model_dir).get("cropdx", {}).get("leaf_gate")
+    return not gate or (gate_report.is_file() and json.loads(gate_report.read_text()).get("gate_sha256")
+                        == gate["sha256"])
+
+
 def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path, gate_dir: str | Path,
                    split: str = "test", calibration_data: LeafDataset | None = None, rebuild: bool = False,
                    record: bool = False) -> dict[str, Any]:

@@ -98,4 +98,7 @@ def push_space(repo_id: str, private: bool = False, models: list[str] | None = N
         operations += _files(MODELS_DIR / name, f"models/{name}/")
     if (MODELS_DIR / GATE_EXPORT).is_dir():  # the gate the releases share, where their configs point
         operations += _files(MODELS_DIR / GATE_EXPORT, f"models/{GATE_EXPORT}/")
+    for name in [*(models or release_names()), GATE_EXPORT]:  # ONNX files: the Space serves them
+        if export_dir(name).is_dir():
+            operations += _files(export_dir(name), f"exports/{name}/")
     return _commit(_api(), repo_id, "space", operations, "cropdx: push Space", private, space_sdk="gradio")

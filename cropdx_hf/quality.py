@@ -18,9 +18,9 @@ from PIL import Image
 WORK_SIDE = 224  # statistics are taken on a copy whose short side is at most this long
 MIN_COLOURFULNESS = 6.0  # Hasler & Suesstrunk's metric on 0-255 values: 0 for a grey photo, 19+ for lab leaves
 # Too dark: a low mean AND no bright highlights (a dark leaf on black cloth has a low mean but bright highlights).
-DARK_MEAN, DARK_HIGHLIGHTS = 82.0, 140.0  # mean luma; luma of the brightest 1 %
+DARK_MEAN, DARK_HIGHLIGHTS = 80.0, 140.0  # mean luma; luma of the brightest 1 %
 # Blown out: a very high mean, or a high mean with clipped areas (sky or glare behind a well-exposed leaf is fine).
-BRIGHT_MEAN, CLIPPED_MEAN, MAX_CLIPPED = 176.0, 145.0, 0.01  # mean luma limits; share of pixels at 250 or more
+BRIGHT_MEAN, CLIPPED_MEAN, MAX_CLIPPED = 176.0, 150.0, 0.02  # mean luma limits; share of pixels at 250 or more
 MIN_SHARPNESS = 8.0  # variance of the Laplacian of the luma
 MIN_SIDE, MAX_ASPECT = 128, 3.0  # pixels of the short side; long side / short side
 

@@ -52,7 +52,7 @@ from .weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
 STAGES = ("head", "top", "full")
-INTERPOLATION = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # shares of the trained weights tried by --interpolate
+INTERPOLATION = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)  # shares of the trained weights tried by --interpolate
 STAGE_DONE = "stage_final.safetensors"
 
 
@@ -206,7 +206,9 @@ class StagedTrainer:
     def _interpolate(self) -> dict:
         """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022, arXiv:2109.01903): a mix of the starting and the
         trained weights often keeps most of what each is good at (here: lab photos and field views), since both
-        lie in one basin. The mix with the best validation checkpoint score is kept; alpha 1 is the trained model."""
+        lie in one basin. Kept: the mix with the best validation checkpoint score among those whose lab validation
+        macro-F1 is not below the starting model's (no lab regression); alpha 1 is the trained model, 0 the start
+        (docs/training.md has the measured trade-off)."""
         trained = {k: v.clone() for k, v in self.model.state_dict().items()}
         scores = {}
         for alpha in INTERPOLATION:
@@ -214,7 +216,9 @@ class StagedTrainer:
                                         for k, v in self.start_state.items()})
             scores[alpha] = self._validate()
             logger.info("interpolation %.2f: %s", alpha, scores[alpha])
-        chosen = max(scores, key=lambda a: scores[a]["checkpoint_score"])
+        floor = scores[0.0]["macro_f1"]
+        chosen = max((a for a in scores if scores[a]["macro_f1"] >= floor),
+                     key=lambda a: scores[a]["checkpoint_score"])
         self.model.load_state_dict({k: v.lerp(trained[k], chosen) if v.is_floating_point() else trained[k]
                                     for k, v in self.start_state.items()})
         return {"alpha": chosen, "validation": scores[chosen], "candidates": {str(a): m for a, m in scores.items()}}

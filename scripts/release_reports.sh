@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# After scripts/train_releases.sh: the leaf detector, verified ONNX/INT8 exports (exports/, not committed),
-# the comparison and the model cards of every release. Every figure they hold is measured here.
+# After scripts/train_releases.sh: the shared leaf gate (fitted, measured, named in every release's config),
+# verified ONNX/INT8 exports (exports/, not committed), the comparison, the model cards, and the field, quality
+# and example reports. Every figure they hold is measured here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/plantvillage}
+FIELD=${FIELD:-field_photos}
+RELEASES=${RELEASES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lite2}
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-NON_LEAF=$(mktemp -d)
-.venv/bin/python scripts/non_leaf_photos.py "$NON_LEAF"
-for model in ${BACKBONES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lite2}; do
-  .venv/bin/cropdx fit-leaf-detector --model "$model" --data "$DATA" --non-leaf "$NON_LEAF"
-  .venv/bin/cropdx export --model "$model" --data "$DATA"
+[ -d "$FIELD/backgrounds" ] || .venv/bin/python scripts/field_photos.py "$FIELD"
+# shellcheck disable=SC2086
+.venv/bin/cropdx fit-leaf-gate --data "$DATA" --split-csv splits/plantvillage.csv --field-photos "$FIELD" \
+  --out models/leaf_gate --attach $RELEASES
+for release in $RELEASES; do
+  # INT8 calibration on photos that ship with the repository, so that a fresh clone rebuilds the same file
+  .venv/bin/cropdx export --model "$release" --data "$DATA" --calibration-data tests/fixtures/leaves
 done
 .venv/bin/cropdx compare --out reports/compare
 .venv/bin/cropdx cards --out model_cards
-rm -rf "$NON_LEAF"
+.venv/bin/python scripts/field_examples.py --data "$DATA" --field-photos "$FIELD"
+.venv/bin/python scripts/bench_field.py --data "$DATA" --field-photos "$FIELD" --test-time
+.venv/bin/python scripts/bench_quality.py --data "$DATA" --field-photos "$FIELD"

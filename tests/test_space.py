@@ -3,6 +3,8 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import uvicorn
 
 from cropdx_hf.releases import DEFAULT_MODEL, release_names
 from tests.bad_inputs import unusable, usable
+from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT, load_space_app
 
 pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
@@ -254,3 +257,22 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
         browser.close()
     assert (tmp_path / "space.png").stat().st_size > 20_000
     assert loaded and all(loaded)
+
+
+def test_the_onnx_space_answers_without_torch(default_exports):
+    """The serving path imports no torch (nor timm, transformers, datasets, sklearn): only Grad-CAM would."""
+    code = block_imports("torch", "torchvision", "timm", "transformers", "datasets", "sklearn", "captum") + f"""
+import importlib.util
+from fastapi.testclient import TestClient
+spec = importlib.util.spec_from_file_location("space_app", {str(ROOT / "space" / "app.py")!r})
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+client = TestClient(app.create_app({DEFAULT_MODEL!r}, models=[], exports_dir=__import__("pathlib").Path(
+    {str(default_exports)!r})))
+body = client.post("/predict", files={{"file": ("leaf.jpg", open({str(LEAF)!r}, "rb").read())}}).json()
+print(body["status"], body["predictions"][0]["class_name"])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-2:] == ["diagnosed", "Tomato_Early_blight"]
