@@ -16,11 +16,18 @@ from pathlib import Path
 
 import yaml
 
-from .errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
-from .images import ImageError
-from .model_config import ONNX_FP32, ONNX_INT8, read_config
-from .releases import DEFAULT_MODEL, GATE_EXPORT, describe_release, export_dir, release_names, resolve_model
-from .train_config import TrainConfig
+from cropdx_hf.errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
+from cropdx_hf.inference.images import ImageError
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, read_config
+from cropdx_hf.release.registry import (
+    DEFAULT_MODEL,
+    GATE_EXPORT,
+    describe_release,
+    export_dir,
+    release_names,
+    resolve_model,
+)
+from cropdx_hf.training.config import TrainConfig
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
@@ -28,8 +35,8 @@ USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavail
 
 
 def _eda(args: argparse.Namespace) -> int:
-    from .data import load_leaf_dataset
-    from .eda import write_eda
+    from cropdx_hf.data.eda import write_eda
+    from cropdx_hf.data.loading import load_leaf_dataset
 
     stats = write_eda(load_leaf_dataset(args.data, args.classes), args.out)
     print(f"wrote {args.out}/report.md ({stats['n_images']} images, {stats['n_classes']} classes, "
@@ -39,10 +46,10 @@ def _eda(args: argparse.Namespace) -> int:
 
 def _predictor(args: argparse.Namespace):
     if args.onnx:
-        from .onnx_predict import OnnxPredictor
+        from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 
         return OnnxPredictor(args.onnx, ONNX_INT8 if args.int8 else ONNX_FP32)
-    from .predict import Predictor
+    from cropdx_hf.inference.predictor import Predictor
 
     if args.backbone:
         return Predictor.from_backbone(args.backbone)
@@ -104,7 +111,7 @@ def _describe(image: str, result: dict | list) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .evaluation import calibrate
+    from cropdx_hf.evaluation.predictions import calibrate
 
     result = calibrate(resolve_model(args.model), args.data, args.field_photos)
     print(f"temperature {result['temperature']:.3f}, threshold {result['threshold']:.2f}: "
@@ -117,10 +124,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .diagnosis import DEFAULT_THRESHOLD
-    from .eval_report import write_report
-    from .evaluation import full_metrics, predict_split, quality_flags, write_metrics
-    from .model_config import read_config
+    from cropdx_hf.evaluation.predictions import full_metrics, predict_split, quality_flags, write_metrics
+    from cropdx_hf.evaluation.report import write_report
+    from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD
+    from cropdx_hf.modeling.config import read_config
 
     model_dir = resolve_model(args.model)
     threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
@@ -145,8 +152,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .data import load_leaf_dataset
-    from .export import export_release, is_current
+    from cropdx_hf.data.loading import load_leaf_dataset
+    from cropdx_hf.release.export import export_release, is_current
 
     model_dir = resolve_model(args.model)
     out = Path(args.out or export_dir(model_dir.name))
@@ -167,8 +174,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _fit_leaf_gate(args: argparse.Namespace) -> int:
-    from .data import load_leaf_dataset
-    from .gate.fit import attach_gate, fit_leaf_gate
+    from cropdx_hf.data.loading import load_leaf_dataset
+    from cropdx_hf.gate.fit import attach_gate, fit_leaf_gate
 
     model_dirs = [resolve_model(name) for name in args.attach]  # unknown names fail before the long fit
     report = fit_leaf_gate(load_leaf_dataset(args.data), args.split_csv, args.field_photos, args.out)
@@ -178,7 +185,7 @@ def _fit_leaf_gate(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import push_model
+    from cropdx_hf.release.hub import push_model
 
     exports = Path(args.exports) if args.exports else None
     commit = push_model(resolve_model(args.model), args.repo_id, args.revision, args.private, exports)
@@ -187,7 +194,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _push_space(args: argparse.Namespace) -> int:
-    from .hub import push_space
+    from cropdx_hf.release.hub import push_space
 
     commit = push_space(args.repo_id, args.private)
     print(f"pushed the Space to {args.repo_id} at {commit}")
@@ -195,7 +202,7 @@ def _push_space(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare_releases, write_comparison
+    from cropdx_hf.release.compare import compare_releases, write_comparison
 
     result = compare_releases(runs=args.runs)
     out = write_comparison(result, args.out)
@@ -204,7 +211,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _cards(args: argparse.Namespace) -> int:
-    from .cards import write_cards
+    from cropdx_hf.release.cards import write_cards
 
     for path in write_cards(args.models or release_names(), args.out, args.namespace):
         print(f"wrote {path}")
@@ -228,7 +235,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train
+    from cropdx_hf.training.trainer import train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     out = train(cfg)

@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from .diagnosis import Diagnosis
-from .errors import UnknownModelError
-from .images import MAX_BYTES, ImageError, load_image
-from .labels import get_class
-from .model_config import ONNX_INT8, read_config
-from .onnx_predict import EXPORT_REPORT, OnnxPredictor
+from cropdx_hf.errors import UnknownModelError
+from cropdx_hf.inference.diagnosis import Diagnosis
+from cropdx_hf.inference.images import MAX_BYTES, ImageError, load_image
+from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, OnnxPredictor
+from cropdx_hf.labels import get_class
+from cropdx_hf.modeling.config import ONNX_INT8, read_config
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
@@ -53,7 +53,7 @@ class Service:
     def _load(self, name: str, model_dir: Path, backend: str):
         export = self.exports_dir / name if self.exports_dir else None
         if backend != "torch" and export is not None and (export / EXPORT_REPORT).is_file():
-            from .releases import GATE_EXPORT
+            from cropdx_hf.release.registry import GATE_EXPORT
 
             predictor = OnnxPredictor.for_release(model_dir, export, self.exports_dir / GATE_EXPORT, self.threads)
             precision = "INT8" if predictor.file_name == ONNX_INT8 else "fp32"
@@ -63,7 +63,7 @@ class Service:
         else:
             import torch
 
-            from .predict import Predictor
+            from cropdx_hf.inference.predictor import Predictor
 
             torch.set_num_threads(self.threads)
             predictor = Predictor.from_folder(model_dir)
@@ -98,8 +98,8 @@ class Service:
 
     def explain(self, data: bytes, model: str | None, class_name: str) -> Image.Image:
         """Grad-CAM for `class_name`: the one place the service needs PyTorch, loaded on first use."""
-        from .explain import gradcam_overlay
-        from .predict import Predictor
+        from cropdx_hf.inference.explain import gradcam_overlay
+        from cropdx_hf.inference.predictor import Predictor
 
         name = self.check(model)
         if name not in self._torch:

@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from torchvision import transforms as T
 
-from cropdx_hf.data import load_leaf_dataset
-from cropdx_hf.evaluation import classification_metrics, predict_logits, select_split
+from cropdx_hf.data.loading import load_leaf_dataset
+from cropdx_hf.evaluation.predictions import classification_metrics, predict_logits, select_split
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.gate.fit import folder_photos, photo_rows
-from cropdx_hf.predict import Predictor
-from cropdx_hf.releases import release_names, resolve_model
-from cropdx_hf.transforms import batch_transform, data_config, set_preprocessing
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.modeling.transforms import batch_transform, data_config, set_preprocessing
+from cropdx_hf.release.registry import release_names, resolve_model
 
 BATCH = 32
 

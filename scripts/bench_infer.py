@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cropdx_hf.model_config import ONNX_FP32, ONNX_INT8
-from cropdx_hf.onnx_predict import session
-from cropdx_hf.predict import Predictor
-from cropdx_hf.releases import export_dir, release_names, resolve_model
-from cropdx_hf.transforms import channels_last
+from cropdx_hf.inference.onnx_predictor import session
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.modeling.transforms import channels_last
+from cropdx_hf.release.registry import export_dir, release_names, resolve_model
 
 LEAF = next(Path(__file__).resolve().parents[1].glob("tests/fixtures/leaves/Tomato_Early_blight/*"))
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import torch
 
-from cropdx_hf import model_parts
-from cropdx_hf.backbones import create_backbone
-from cropdx_hf.feature_cache import cache_activations
-from cropdx_hf.transforms import data_config, train_transform
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.transforms import data_config, train_transform
+from cropdx_hf.training import model_parts
+from cropdx_hf.training.feature_cache import cache_activations
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -64,7 +64,7 @@ def latency_ms(model: torch.nn.Module, size: int, runs: int) -> dict[str, float]
 
 def caching_speed(model: torch.nn.Module, data: str, size: int, top_stages: int, photos: int) -> dict[str, float]:
     """Views cached per second with no DataLoader worker and with one (the default of `--cache_workers`)."""
-    from cropdx_hf.data import load_leaf_dataset
+    from cropdx_hf.data.loading import load_leaf_dataset
 
     rows = load_leaf_dataset(data).rows.shuffle(seed=0).select(range(photos))
     trunk, transform = model_parts.trunk(model, top_stages), train_transform(data_config(model, size))

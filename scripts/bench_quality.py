@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from cropdx_hf.data import load_leaf_dataset
-from cropdx_hf.evaluation import select_split
+from cropdx_hf.data.loading import load_leaf_dataset
+from cropdx_hf.evaluation.predictions import select_split
 from cropdx_hf.field.proxy import FieldScenes
-from cropdx_hf.images import load_image
-from cropdx_hf.quality import WORK_SIDE, assess
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.quality import WORK_SIDE, assess
 
 SPLIT_CSV = Path(__file__).resolve().parents[1] / "splits" / "plantvillage.csv"
 

@@ -19,7 +19,7 @@ import time
 
 from transformers import TrainerCallback
 
-from cropdx_hf.train import StagedTrainer, TrainConfig
+from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
 
 
 class Clock(TrainerCallback):

@@ -12,11 +12,11 @@ import json
 import torch
 from torch.utils.data import DataLoader
 
-from cropdx_hf.data import load_leaf_dataset
-from cropdx_hf.evaluation import evaluate_rows, select_split
-from cropdx_hf.model_folder import load_model_folder
-from cropdx_hf.releases import resolve_model
-from cropdx_hf.transforms import batch_transform, data_config, train_transform
+from cropdx_hf.data.loading import load_leaf_dataset
+from cropdx_hf.evaluation.predictions import evaluate_rows, select_split
+from cropdx_hf.modeling.folder import load_model_folder
+from cropdx_hf.modeling.transforms import batch_transform, data_config, train_transform
+from cropdx_hf.release.registry import resolve_model
 
 
 def main() -> None:

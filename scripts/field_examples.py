@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cropdx_hf.data import load_leaf_dataset
+from cropdx_hf.data.loading import load_leaf_dataset
+from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.field.composite import FieldStyle, FieldViews
 from cropdx_hf.field.masks import WORK_SIZE, leaf_mask
 from cropdx_hf.field.proxy import FieldScenes
-from cropdx_hf.images import load_image
-from cropdx_hf.splits import split_dataset
+from cropdx_hf.inference.images import load_image
 
 SPLIT_CSV = Path(__file__).resolve().parents[1] / "splits" / "plantvillage.csv"
 TILE = 128

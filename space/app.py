@@ -19,8 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from cropdx_hf.errors import UnknownModelError
-from cropdx_hf.images import MAX_BYTES, ImageError
-from cropdx_hf.releases import EXPORTS_DIR, recommended_model, release_names, resolve_model
+from cropdx_hf.inference.images import MAX_BYTES, ImageError
+from cropdx_hf.release.registry import EXPORTS_DIR, recommended_model, release_names, resolve_model
 from cropdx_hf.serving import BACKENDS, Service, build_api, inline_image, render_card, top3_labels
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"

@@ -38,7 +38,7 @@ def leaf_image() -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_dataset():
-    from cropdx_hf.data import load_leaf_dataset
+    from cropdx_hf.data.loading import load_leaf_dataset
 
     return load_leaf_dataset(LEAVES)
 
@@ -50,7 +50,7 @@ TINY = {"image_size": 64, "batch_size": 8, "epochs_head": 4, "epochs_top": 2, "e
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A real three-stage run on the fixture photos at 64 px (about 20 s): (StagedTrainer, model folder)."""
-    from cropdx_hf.train import StagedTrainer, TrainConfig
+    from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
 
     out = tmp_path_factory.mktemp("run") / "model"
     trainer = StagedTrainer(TrainConfig(data=str(LEAVES), out=str(out), backbone="mobilenetv2_100", **TINY))
@@ -79,9 +79,9 @@ def field_photos(tmp_path_factory) -> Path:
 def default_exports(tmp_path_factory) -> Path:
     """The default release's ONNX export made again as scripts/setup.sh makes it on a fresh clone (classifier and
     leaf gate), in a folder of its own."""
-    from cropdx_hf.data import load_leaf_dataset
-    from cropdx_hf.export import export_release
-    from cropdx_hf.releases import DEFAULT_MODEL, GATE_EXPORT, resolve_model
+    from cropdx_hf.data.loading import load_leaf_dataset
+    from cropdx_hf.release.export import export_release
+    from cropdx_hf.release.registry import DEFAULT_MODEL, GATE_EXPORT, resolve_model
 
     root = tmp_path_factory.mktemp("exports")
     fixtures = load_leaf_dataset(LEAVES)

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from cropdx_hf.backbones import BACKBONES, WeightsUnavailableError, create_backbone, offline_weight_path
-from cropdx_hf.predict import Predictor
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.modeling.backbones import BACKBONES, WeightsUnavailableError, create_backbone, offline_weight_path
 
 OFFLINE = [name for name, b in BACKBONES.items() if b.wheel_module]
 CAT_CLASSES = {281, 282, 283, 284, 285, 286, 287}  # ImageNet tabby .. lynx, the cat family

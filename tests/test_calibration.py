@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from cropdx_hf import calibration
-from cropdx_hf.eval_report import confused_pairs
-from cropdx_hf.evaluation import Predictions, full_metrics
+from cropdx_hf.evaluation import calibration
+from cropdx_hf.evaluation.predictions import Predictions, full_metrics
+from cropdx_hf.evaluation.report import confused_pairs
 
 
 def test_ece_known_answers():

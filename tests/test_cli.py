@@ -7,7 +7,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from cropdx_hf.cli import main
-from cropdx_hf.releases import DEFAULT_MODEL, release_names
+from cropdx_hf.release.registry import DEFAULT_MODEL, release_names
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 

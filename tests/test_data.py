@@ -3,7 +3,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from cropdx_hf.data import dataset_fingerprint, derive_leaf_group, load_leaf_dataset
+from cropdx_hf.data.loading import dataset_fingerprint, derive_leaf_group, load_leaf_dataset
 from cropdx_hf.errors import DataError
 
 

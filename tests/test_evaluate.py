@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import yaml
 
-from cropdx_hf.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from cropdx_hf.cli import main
-from cropdx_hf.evaluation import calibrate, predict_split
-from cropdx_hf.model_config import read_config
+from cropdx_hf.evaluation.predictions import calibrate, predict_split
+from cropdx_hf.modeling.config import read_config
+from cropdx_hf.release.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from tests.conftest import LEAVES
 
 

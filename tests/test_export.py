@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from cropdx_hf.cli import main
-from cropdx_hf.export import INT8_SETUPS
-from cropdx_hf.images import load_image
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.onnx_predictor import OnnxPredictor
+from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
-from cropdx_hf.model_config import ONNX_FP32
-from cropdx_hf.onnx_predict import OnnxPredictor
-from cropdx_hf.predict import Predictor
+from cropdx_hf.modeling.config import ONNX_FP32
+from cropdx_hf.release.export import INT8_SETUPS
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cropdx_hf.hub import SKIP_DIRS
+from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
-from cropdx_hf.predict import Predictor
-from cropdx_hf.releases import DEFAULT_MODEL, release_names, resolve_model
+from cropdx_hf.release.hub import SKIP_DIRS
+from cropdx_hf.release.registry import DEFAULT_MODEL, release_names, resolve_model
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 from tests.hub_double import HubDouble

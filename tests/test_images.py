@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from cropdx_hf.images import ImageError, load_image
+from cropdx_hf.inference.images import ImageError, load_image
 from tests.bad_inputs import unusable, usable
 
 USABLE, UNUSABLE = usable(), unusable()

@@ -9,12 +9,12 @@ from PIL import Image
 from skimage import data as skdata
 
 from cropdx_hf.cli import main
-from cropdx_hf.data import load_leaf_dataset
+from cropdx_hf.data.loading import load_leaf_dataset
 from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.gate.fit import NEGATIVES_REJECTED, attach_gate, features_of, fit_gate, fit_leaf_gate, photo_rows
 from cropdx_hf.gate.leaf_gate import GATE_FILE, RETIRED_FILE, LeafGate, gate_for_model, gate_reference
-from cropdx_hf.model_config import read_config
-from cropdx_hf.predict import Predictor
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.modeling.config import read_config
 from tests.conftest import LEAVES
 
 

@@ -4,12 +4,12 @@ import sys
 
 import pytest
 
-from cropdx_hf.backbones import create_backbone
 from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import CLASS_IDS, display_name
-from cropdx_hf.model_config import read_config
-from cropdx_hf.model_folder import load_model_folder, save_model_folder
-from cropdx_hf.predict import Predictor
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.config import read_config
+from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cropdx_hf.diagnosis import decide
-from cropdx_hf.images import load_image
+from cropdx_hf.inference.diagnosis import decide
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.quality import TIPS, assess
 from cropdx_hf.labels import CLASS_IDS
-from cropdx_hf.quality import TIPS, assess
 from tests.conftest import LEAVES, ROOT
 
 DEGRADATIONS = runpy.run_path(str(ROOT / "scripts" / "bench_quality.py"))["DEGRADATIONS"]

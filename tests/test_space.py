@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from cropdx_hf.releases import DEFAULT_MODEL, release_names
+from cropdx_hf.release.registry import DEFAULT_MODEL, release_names
 from tests.bad_inputs import unusable, usable
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT, load_space_app

@@ -3,8 +3,8 @@ from collections import Counter, defaultdict
 import pandas as pd
 import pytest
 
+from cropdx_hf.data.splits import DEFAULT_RATIOS, SPLITS, assign_splits, split_dataset
 from cropdx_hf.errors import DataError
-from cropdx_hf.splits import DEFAULT_RATIOS, SPLITS, assign_splits, split_dataset
 from tests.conftest import ROOT
 
 

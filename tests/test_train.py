@@ -8,12 +8,12 @@ import datasets
 import pytest
 import torch
 
-from cropdx_hf import model_parts
-from cropdx_hf.backbones import create_backbone
-from cropdx_hf.feature_cache import cache_activations
-from cropdx_hf.predict import Predictor
-from cropdx_hf.train import STAGE_DONE, StagedTrainer, TrainConfig
-from cropdx_hf.transforms import train_transform
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.transforms import train_transform
+from cropdx_hf.training import model_parts
+from cropdx_hf.training.feature_cache import cache_activations
+from cropdx_hf.training.trainer import STAGE_DONE, StagedTrainer, TrainConfig
 from tests.conftest import LEAVES, TINY
 
 

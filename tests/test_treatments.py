@@ -2,8 +2,8 @@
 
 import pytest
 
+from cropdx_hf.inference.treatments import _table, photo_tips, treatment_for
 from cropdx_hf.labels import CLASS_IDS, get_class
-from cropdx_hf.treatments import _table, photo_tips, treatment_for
 
 FUNGICIDE_WORDS = ("fungicide", "chlorothalonil", "mancozeb", "strobilurin", "azoxystrobin", "mefenoxam")
 

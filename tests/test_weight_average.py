@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from cropdx_hf.model_parts import LogitsWithLoss
-from cropdx_hf.train import StagedTrainer, TrainConfig
-from cropdx_hf.weight_average import RAW_WEIGHTS, WeightAverageCallback
+from cropdx_hf.training.model_parts import LogitsWithLoss
+from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
+from cropdx_hf.training.weight_average import RAW_WEIGHTS, WeightAverageCallback
 from tests.conftest import LEAVES, TINY
 
 

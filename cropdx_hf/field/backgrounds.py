@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from ..errors import DataError
-from ..images import ImageError, load_image
-from .masks import LeafCutout
-from .textures import TEXTURES, Size, foliage, soil
+from cropdx_hf.errors import DataError
+from cropdx_hf.field.masks import LeafCutout
+from cropdx_hf.field.textures import TEXTURES, Size, foliage, soil
+from cropdx_hf.inference.images import ImageError, load_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_SIDE = 768  # photos are kept in memory at most this size: crops of them fill a ~300-px canvas

@@ -17,9 +17,9 @@ import torch
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from torchvision.transforms import functional as F
 
-from .backgrounds import BackgroundBank
-from .masks import LeafCutout, cut_out_leaf
-from .textures import SKIN_TONES, Size
+from cropdx_hf.field.backgrounds import BackgroundBank
+from cropdx_hf.field.masks import LeafCutout, cut_out_leaf
+from cropdx_hf.field.textures import SKIN_TONES, Size
 
 CANVAS = 288  # short side of a view: above every release's 256-px resize, so no view is upsampled
 ASPECTS = (1.0, 4 / 3, 3 / 4)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import datasets
 
-from ..images import load_image
-from .backgrounds import BackgroundBank
-from .composite import FieldStyle, field_view
-from .masks import cut_out_leaf
+from cropdx_hf.field.backgrounds import BackgroundBank
+from cropdx_hf.field.composite import FieldStyle, field_view
+from cropdx_hf.field.masks import cut_out_leaf
+from cropdx_hf.inference.images import load_image
 
 PROXY_SEED = 20261202
 PROXY_VERSION = 3  # part of the cache fingerprint: raise it whenever the views a seed gives change

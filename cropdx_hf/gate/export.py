@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..images import load_image
-from ..onnx_predict import GATE_EXPORT_REPORT, GATE_ONNX
-from .leaf_gate import LeafGate, file_digest
-from .network import gate_network, pooled_features
+from cropdx_hf.gate.leaf_gate import LeafGate, file_digest
+from cropdx_hf.gate.network import gate_network, pooled_features
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX
 
 MAX_SCORE_DIFF = 1e-3
 

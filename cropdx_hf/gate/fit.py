@@ -26,16 +26,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from ..data import LeafDataset
-from ..evaluation import predict_logits
-from ..field.composite import FieldStyle, field_view
-from ..field.proxy import FieldScenes
-from ..field.textures import TEXTURES
-from ..images import load_image
-from ..model_config import update_metadata
-from ..splits import split_dataset
-from .leaf_gate import GATE_FILE, LeafGate, gate_reference
-from .network import GATE_BACKBONE, gate_network, pooled_features
+from cropdx_hf.data.loading import LeafDataset
+from cropdx_hf.data.splits import split_dataset
+from cropdx_hf.evaluation.predictions import predict_logits
+from cropdx_hf.field.composite import FieldStyle, field_view
+from cropdx_hf.field.proxy import FieldScenes
+from cropdx_hf.field.textures import TEXTURES
+from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_reference
+from cropdx_hf.gate.network import GATE_BACKBONE, gate_network, pooled_features
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.modeling.config import update_metadata
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 LAB_PER_CLASS, FIELD_PER_CLASS = 60, 100  # positives: lab photos and field-style views per class

@@ -19,8 +19,8 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from ..errors import ModelFolderError
-from .network import GATE_BACKBONE
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.gate.network import GATE_BACKBONE
 
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
@@ -50,7 +50,7 @@ class LeafGate:
         """Which of these (already decoded) photos look like leaves, through the PyTorch gate network."""
         import torch
 
-        from .network import gate_network, pooled_features
+        from cropdx_hf.gate.network import gate_network, pooled_features
 
         model, transform = gate_network(self.backbone)
         with torch.inference_mode():

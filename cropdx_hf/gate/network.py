@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from ..transforms import channels_last, data_config, eval_transform
+from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
 
 GATE_BACKBONE = "mobilenetv2_100"
 
@@ -21,7 +21,7 @@ GATE_BACKBONE = "mobilenetv2_100"
 @functools.cache
 def gate_network(name: str = GATE_BACKBONE) -> tuple[torch.nn.Module, Callable[[Image.Image], torch.Tensor]]:
     """The bare ImageNet network and its eval transform, built once per process and shared by all releases."""
-    from ..backbones import create_backbone
+    from cropdx_hf.modeling.backbones import create_backbone
 
     model = create_backbone(name).eval()
     return model, eval_transform(data_config(model))

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .labels import get_class
+from cropdx_hf.labels import get_class
 
 TREATMENTS_FILE = Path(__file__).parent / "resources" / "treatments.yaml"
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from .images import load_image
+from cropdx_hf.inference.images import load_image
 
 
 def data_config(model: torch.nn.Module, image_size: int | None = None, crop_pct: float | None = None

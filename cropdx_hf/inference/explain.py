@@ -8,7 +8,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from matplotlib import colormaps
 from PIL import Image
 
-from .predict import Predictor
+from cropdx_hf.inference.predictor import Predictor
 
 
 def gradcam_overlay(predictor: Predictor, image: Image.Image, class_index: int, alpha: float = 0.45) -> Image.Image:

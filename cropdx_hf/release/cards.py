@@ -8,9 +8,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .backbones import get_backbone
-from .model_config import read_config
-from .releases import STANDS_IN_FOR, resolve_model
+from cropdx_hf.modeling.backbones import get_backbone
+from cropdx_hf.modeling.config import read_config
+from cropdx_hf.release.registry import STANDS_IN_FOR, resolve_model
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split

@@ -13,9 +13,9 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 from PIL import Image
 
-from .data import LeafDataset
-from .images import load_image
-from .labels import get_class
+from cropdx_hf.data.loading import LeafDataset
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.labels import get_class
 
 CROP_COLORS = {"Tomato": "#d62728", "Potato": "#8c564b", "Bell pepper": "#2ca02c"}
 SAMPLES_PER_CLASS = 40  # enough for stable colour statistics, cheap to decode

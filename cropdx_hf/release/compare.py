@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from .export import latency_ms
-from .predict import Predictor
-from .releases import describe_release, export_dir, release_names, resolve_model
+from cropdx_hf.inference.predictor import Predictor
+from cropdx_hf.release.export import latency_ms
+from cropdx_hf.release.registry import describe_release, export_dir, release_names, resolve_model
 
 WITHIN_POINTS = 1.0  # macro-F1 points from the best that still count as "as good"
 RULE = (f"the smallest model (parameters) whose test macro-F1 is within {WITHIN_POINTS:g} point of the best; "

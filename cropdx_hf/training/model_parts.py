@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from .transforms import channels_last
+from cropdx_hf.modeling.transforms import channels_last
 
 
 class LogitsWithLoss(nn.Module):

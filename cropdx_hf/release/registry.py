@@ -10,8 +10,8 @@ from typing import Any
 
 from safetensors import safe_open
 
-from .errors import ModelFolderError
-from .model_config import CONFIG, WEIGHTS, read_config
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.modeling.config import CONFIG, WEIGHTS, read_config
 
 _ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = Path(os.environ.get("CROPDX_MODELS_DIR", _ROOT / "models"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import timm
 import torch
 
-from .errors import WeightsUnavailableError
+from cropdx_hf.errors import WeightsUnavailableError
 
 logger = logging.getLogger(__name__)
 

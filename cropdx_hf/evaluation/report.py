@@ -9,10 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
-from . import calibration
-from .evaluation import Predictions
-from .images import load_image
-from .labels import get_class
+from cropdx_hf.evaluation.predictions import Predictions, calibration
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.labels import get_class
 
 GRID = 16
 

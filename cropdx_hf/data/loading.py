@@ -16,9 +16,9 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .errors import DataError
-from .images import ImageError, load_image
-from .labels import resolve_label, select_classes
+from cropdx_hf.errors import DataError
+from cropdx_hf.inference.images import ImageError, load_image
+from cropdx_hf.labels import resolve_label, select_classes
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFolderError
+from cropdx_hf.errors import ModelFolderError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -14,8 +14,8 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .data import LeafDataset
-from .errors import DataError
+from cropdx_hf.data.loading import LeafDataset
+from cropdx_hf.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_RATIOS = (0.70, 0.15, 0.15)

@@ -29,18 +29,15 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from . import model_parts
-from .backbones import create_backbone
-from .data import dataset_fingerprint, load_extra_rows, load_leaf_dataset
-from .errors import ModelFolderError
-from .evaluation import classification_metrics, evaluate_rows, predict_logits
-from .feature_cache import cache_activations
-from .field.composite import FieldStyle, FieldViews
-from .field.proxy import FieldScenes
-from .model_folder import load_model_folder, save_model_folder
-from .splits import split_dataset
-from .train_config import TrainConfig
-from .transforms import (
+from cropdx_hf.data.loading import dataset_fingerprint, load_extra_rows, load_leaf_dataset
+from cropdx_hf.data.splits import split_dataset
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.evaluation.predictions import classification_metrics, evaluate_rows, predict_logits
+from cropdx_hf.field.composite import FieldStyle, FieldViews
+from cropdx_hf.field.proxy import FieldScenes
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
+from cropdx_hf.modeling.transforms import (
     batch_transform,
     data_config,
     eval_transform,
@@ -48,7 +45,10 @@ from .transforms import (
     set_preprocessing,
     train_transform,
 )
-from .weight_average import WeightAverageCallback
+from cropdx_hf.training import model_parts
+from cropdx_hf.training.config import TrainConfig
+from cropdx_hf.training.feature_cache import cache_activations
+from cropdx_hf.training.weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
 STAGES = ("head", "top", "full")

@@ -20,12 +20,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
-from .errors import ModelFolderError
-from .images import load_image
-from .model_config import ONNX_FP32, ONNX_INT8, WEIGHTS, read_config
-from .quality import assess
-from .results import Prediction
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.quality import assess
+from cropdx_hf.inference.results import Prediction
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, read_config
 
 EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
 GATE_ONNX = "leaf_gate.onnx"  # written by cropdx_hf.gate.export, with its report:

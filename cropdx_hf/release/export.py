@@ -20,9 +20,9 @@ from typing import Any
 import datasets
 import numpy as np
 
-from .data import LeafDataset
-from .model_config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config, update_metadata
-from .onnx_predict import EXPORT_REPORT, GATE_EXPORT_REPORT, OnnxPredictor
+from cropdx_hf.data.loading import LeafDataset
+from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, GATE_EXPORT_REPORT, OnnxPredictor
+from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config, update_metadata
 
 CALIBRATION_IMAGES = 128
 GATE_CHECK_IMAGES = 64  # photos the exported gate is compared with the PyTorch gate on
@@ -244,8 +244,8 @@ def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path
                    record: bool = False) -> dict[str, Any]:
     """`cropdx export`: the classifier (searched and verified on `split` of `data`, or rebuilt from the release's
     record) and, once per gate, the leaf gate its config names."""
-    from .evaluation import predict_split, select_split
-    from .gate.export import export_gate
+    from cropdx_hf.evaluation.predictions import predict_split, select_split
+    from cropdx_hf.gate.export import export_gate
 
     model_dir = Path(model_dir)
     reference = predict_split(model_dir, data, split)

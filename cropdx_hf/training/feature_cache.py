@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .transforms import batch_transform, channels_last
+from cropdx_hf.modeling.transforms import batch_transform, channels_last
 
 
 class CachedActivations(Dataset):

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
-from .errors import ModelFolderError
-from .labels import display_name
-from .model_config import CONFIG, PREPROCESSOR, WEIGHTS, read_config
+from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.labels import display_name
+from cropdx_hf.modeling.config import CONFIG, PREPROCESSOR, WEIGHTS, read_config
 
 
 def save_model_folder(

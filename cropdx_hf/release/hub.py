@@ -15,11 +15,11 @@ from huggingface_hub.errors import HfHubHTTPError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
-from .errors import HubError
-from .gate.leaf_gate import GATE_FILE
-from .model_config import CONFIG, ONNX_FP32, ONNX_INT8, read_config
-from .onnx_predict import GATE_EXPORT_REPORT, GATE_ONNX
-from .releases import GATE_EXPORT, export_dir
+from cropdx_hf.errors import HubError
+from cropdx_hf.gate.leaf_gate import GATE_FILE
+from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX
+from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, read_config
+from cropdx_hf.release.registry import GATE_EXPORT, export_dir
 
 SKIP_DIRS = {"checkpoints", "runs", "__pycache__"}
 ONNX_FILES = (ONNX_FP32, ONNX_INT8, "config.json", "preprocessor_config.json", "export_metrics.json")
@@ -91,7 +91,7 @@ def push_model(model_dir: Path, repo_id: str, revision: str | None = None, priva
 
 def push_space(repo_id: str, private: bool = False, models: list[str] | None = None) -> str:
     """The Space folder plus what app.py imports: the cropdx_hf package and the released models."""
-    from .releases import MODELS_DIR, release_names
+    from cropdx_hf.release.registry import MODELS_DIR, release_names
 
     operations = _files(SPACE_ROOT / "space") + _files(SPACE_ROOT / "cropdx_hf", "cropdx_hf/")
     for name in models or release_names():

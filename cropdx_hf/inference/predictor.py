@@ -8,14 +8,14 @@ from pathlib import Path
 import timm.data
 import torch
 
-from .backbones import create_backbone
-from .diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
-from .gate.leaf_gate import LeafGate, gate_for_model
-from .images import load_image
-from .model_folder import load_model_folder
-from .quality import assess
-from .results import Prediction
-from .transforms import channels_last, data_config, eval_transform
+from cropdx_hf.gate.leaf_gate import LeafGate, gate_for_model
+from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.quality import assess
+from cropdx_hf.inference.results import Prediction
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.folder import load_model_folder
+from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
 
 
 class Predictor:

@@ -18,16 +18,16 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import calibration
-from .data import LeafDataset, load_leaf_dataset
-from .errors import DataError
-from .images import load_image
-from .metrics import load_metric
-from .model_config import update_metadata
-from .model_folder import load_model_folder
-from .quality import assess
-from .splits import split_dataset
-from .transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
+from cropdx_hf.data.loading import LeafDataset, load_leaf_dataset
+from cropdx_hf.data.splits import split_dataset
+from cropdx_hf.errors import DataError
+from cropdx_hf.evaluation import calibration
+from cropdx_hf.evaluation.metrics import load_metric
+from cropdx_hf.inference.images import load_image
+from cropdx_hf.inference.quality import assess
+from cropdx_hf.modeling.config import update_metadata
+from cropdx_hf.modeling.folder import load_model_folder
+from cropdx_hf.modeling.transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
 
 
 @dataclass
@@ -115,7 +115,7 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
     rows = select_split(dataset, Path(model_dir) / "split.csv", split)
     if field_photos:
-        from .field.proxy import FieldScenes
+        from cropdx_hf.field.proxy import FieldScenes
 
         train = select_split(dataset, Path(model_dir) / "split.csv", "train")
         rows = FieldScenes.from_folder(field_photos, train).proxy(rows)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .quality import PhotoQuality
-from .treatments import photo_tips, treatment_for
+from cropdx_hf.inference.quality import PhotoQuality
+from cropdx_hf.inference.treatments import photo_tips, treatment_for
 
 DEFAULT_THRESHOLD = 0.70  # the seed design's abstain floor; calibration may raise it, never lower it
 NOT_A_LEAF = "This does not look like a tomato, potato or bell-pepper leaf. Photograph one leaf of one of these crops."
