@@ -17,21 +17,28 @@ from pathlib import Path
 import yaml
 
 from cropdx_hf.errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
+from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.inference.images import ImageError
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, read_config
-from cropdx_hf.release.registry import (
-    DEFAULT_MODEL,
-    GATE_EXPORT,
-    describe_release,
-    export_dir,
-    release_names,
-    resolve_model,
-)
+from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
 from cropdx_hf.training.config import TrainConfig
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
                ValueError)
+
+
+def _releases(args: argparse.Namespace) -> Releases:
+    """The models folder (and exports folder) the command line or the environment names; an error without one."""
+    releases = Releases.from_settings(args.models_dir, args.exports_dir)
+    if releases is None:
+        raise ModelFolderError(f"cropdx {args.command} needs a models folder: pass --models-dir or set {MODELS_ENV}")
+    return releases
+
+
+def _model_dir(args: argparse.Namespace, name: str | None) -> Path:
+    """A model folder, a release of the models folder (when one is set) or a Hub id."""
+    return resolve_model(name, Releases.from_settings(args.models_dir, args.exports_dir))
 
 
 def _eda(args: argparse.Namespace) -> int:
@@ -80,7 +87,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.onnx:
         read_config(args.onnx, weights=ONNX_INT8 if args.int8 else ONNX_FP32)
     elif not args.backbone:
-        args.model = resolve_model(args.model)  # an unknown name fails here, before torch is imported
+        args.model = _model_dir(args, args.model)  # an unknown name fails here, before torch is imported
     predictor = _predictor(args)
     results, failed = {}, 0
     for image in photos:
@@ -111,12 +118,11 @@ def _describe(image: str, result: dict | list) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from cropdx_hf.evaluation.predictions import calibrate
+    from cropdx_hf.evaluation.calibrate import calibrate
 
-    result = calibrate(resolve_model(args.model), args.data, args.field_photos)
-    print(f"temperature {result['temperature']:.3f}, threshold {result['threshold']:.2f}: "
-          f"{result['threshold_reason']}")
-    for name, report in result["calibration"].items():
+    result = calibrate(_model_dir(args, args.model), args.data, args.field_photos)
+    print(f"temperature {result.temperature:.3f}, threshold {result.threshold:.2f}: {result.threshold_reason}")
+    for name, report in result.calibration.items():
         answered = report["at_threshold"]
         print(f"  {name.replace('_', ' ')} validation: {answered['coverage']:.1%} answered, "
               f"{answered['selective_accuracy']:.1%} of them right")
@@ -124,13 +130,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cropdx_hf.evaluation.predictions import full_metrics, predict_split, quality_flags, write_metrics
+    from cropdx_hf.evaluation.predictions import predict_split
     from cropdx_hf.evaluation.report import write_report
-    from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD
-    from cropdx_hf.modeling.config import read_config
+    from cropdx_hf.evaluation.scores import full_metrics, quality_flags, write_metrics
+    from cropdx_hf.modeling.metadata import ReleaseMetadata
 
-    model_dir = resolve_model(args.model)
-    threshold = read_config(model_dir).get("cropdx", {}).get("threshold", DEFAULT_THRESHOLD)
+    model_dir = _model_dir(args, args.model)
+    threshold = ReleaseMetadata.read(model_dir).threshold
     pred = predict_split(model_dir, args.data, args.split, args.image_size, args.crop_pct, args.field_photos)
     metrics = {**full_metrics(pred, threshold), "skipped_classes": pred.skipped_classes,
                "quality_flags": quality_flags(pred.rows)}
@@ -155,15 +161,15 @@ def _export(args: argparse.Namespace) -> int:
     from cropdx_hf.data.loading import load_leaf_dataset
     from cropdx_hf.release.export import export_release, is_current
 
-    model_dir = resolve_model(args.model)
-    out = Path(args.out or export_dir(model_dir.name))
-    if args.if_stale and is_current(model_dir, out, export_dir(GATE_EXPORT)):
+    releases = _releases(args)
+    model_dir = resolve_model(args.model, releases)
+    out, gate_out = releases.export_dir(model_dir.name), releases.export_dir(GATE_FOLDER)
+    if args.if_stale and is_current(model_dir, out, gate_out):
         print(f"{out}: already an export of {model_dir}'s weights")
         return 0
     calibration = load_leaf_dataset(args.calibration_data) if args.calibration_data else None
-    report = export_release(model_dir, load_leaf_dataset(args.data), out, export_dir(GATE_EXPORT), args.split,
-                            calibration, args.rebuild,
-                            record=args.record and model_dir.name in release_names())
+    report = export_release(model_dir, load_leaf_dataset(args.data), out, gate_out, args.split, calibration,
+                            args.rebuild, record=args.record and model_dir.parent == releases.models_dir)
     fp32, int8 = report["fp32"], report["int8"]
     served = int8.get("served", int8.get("recommended"))
     print(f"wrote {out}: fp32 max |logit diff| vs PyTorch "
@@ -177,7 +183,7 @@ def _fit_leaf_gate(args: argparse.Namespace) -> int:
     from cropdx_hf.data.loading import load_leaf_dataset
     from cropdx_hf.gate.fit import attach_gate, fit_leaf_gate
 
-    model_dirs = [resolve_model(name) for name in args.attach]  # unknown names fail before the long fit
+    model_dirs = [_model_dir(args, name) for name in args.attach]  # unknown names fail before the long fit
     report = fit_leaf_gate(load_leaf_dataset(args.data), args.split_csv, args.field_photos, args.out)
     attach_gate(model_dirs, args.out, report)
     print(json.dumps(report, indent=2))
@@ -187,8 +193,10 @@ def _fit_leaf_gate(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from cropdx_hf.release.hub import push_model
 
-    exports = Path(args.exports) if args.exports else None
-    commit = push_model(resolve_model(args.model), args.repo_id, args.revision, args.private, exports)
+    releases = _releases(args)
+    model_dir = resolve_model(args.model, releases)
+    commit = push_model(model_dir, args.repo_id, releases.export_dir(model_dir.name), args.revision, args.private,
+                        releases.export_dir(GATE_FOLDER))
     print(f"pushed {args.model} to {args.repo_id} at {commit}" + (f", tagged {args.revision}" if args.revision else ""))
     return 0
 
@@ -196,7 +204,7 @@ def _push(args: argparse.Namespace) -> int:
 def _push_space(args: argparse.Namespace) -> int:
     from cropdx_hf.release.hub import push_space
 
-    commit = push_space(args.repo_id, args.private)
+    commit = push_space(args.repo_id, Path(args.space_dir), _releases(args), args.private)
     print(f"pushed the Space to {args.repo_id} at {commit}")
     return 0
 
@@ -204,7 +212,7 @@ def _push_space(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from cropdx_hf.release.compare import compare_releases, write_comparison
 
-    result = compare_releases(runs=args.runs)
+    result = compare_releases(_releases(args), runs=args.runs)
     out = write_comparison(result, args.out)
     print((out / "compare.md").read_text())
     return 0
@@ -213,20 +221,22 @@ def _compare(args: argparse.Namespace) -> int:
 def _cards(args: argparse.Namespace) -> int:
     from cropdx_hf.release.cards import write_cards
 
-    for path in write_cards(args.models or release_names(), args.out, args.namespace):
+    releases = _releases(args)
+    for path in write_cards(releases, args.models or releases.names(), args.out, args.namespace):
         print(f"wrote {path}")
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
+    releases = _releases(args)
     if args.names:
-        print("\n".join(release_names()))
+        print("\n".join(releases.names()))
         return 0
-    releases = [describe_release(name) for name in release_names()]
+    rows = [releases.describe(name) for name in releases.names()]
     if args.json:
-        print(json.dumps(releases, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    for r in releases:
+    for r in rows:
         test = r["test_metrics"] or {}
         print(f"{r['name']:<22}{' (default)' if r['default'] else '':<11}{r['params'] or 0:>11,} params  "
               f"{r['size_mb']:>6} MB  test acc {test.get('accuracy', float('nan')):.4f}  "
@@ -246,9 +256,13 @@ def _train(args: argparse.Namespace) -> int:
 def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cropdx", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--models-dir", help=f"folder of releases: --model then takes their names (default: "
+                                             f"${MODELS_ENV})")
+    parser.add_argument("--exports-dir", help=f"folder of ONNX exports, one sub-folder per model (default: "
+                                              f"${EXPORTS_ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
     model_option = argparse.ArgumentParser(add_help=False)
-    model_option.add_argument("--model", default=DEFAULT_MODEL, help="release name, model folder or Hub id")
+    model_option.add_argument("--model", default=DEFAULT_RELEASE, help="release name, model folder or Hub id")
 
     eda = sub.add_parser("eda", help="exploration report for an image folder")
     eda.add_argument("--data", required=True, help="image folder (class per sub-folder) or a Hub dataset id")
@@ -259,7 +273,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="top-k classes for one or more photos")
     predict.add_argument("images", nargs="+")
     source = predict.add_mutually_exclusive_group()
-    source.add_argument("--model", help=f"release name or model folder (default: {DEFAULT_MODEL})")
+    source.add_argument("--model", help=f"release name, model folder or Hub id (default: {DEFAULT_RELEASE})")
     source.add_argument("--backbone", help="bare ImageNet backbone, e.g. efficientnet_lite0 (install check)")
     source.add_argument("--onnx", help="an export folder: torch-free inference with onnxruntime")
     predict.add_argument("--int8", action="store_true", help="with --onnx: the INT8 file")
@@ -290,7 +304,6 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
                             parents=[model_option])
     export.add_argument("--data", required=True, help="verification photos (and calibration photos by default)")
     export.add_argument("--calibration-data", help="INT8 calibration photos (default: the training split of --data)")
-    export.add_argument("--out", help="export folder (default: exports/NAME)")
     export.add_argument("--split", default="test", choices=["test", "validation", "all"], help="verification photos")
     export.add_argument("--rebuild", action="store_true",
                         help="make the release's recorded export again (same INT8 set-up and calibration photos) "
@@ -314,11 +327,11 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     push.add_argument("--repo-id", required=True, help="ORG/NAME")
     push.add_argument("--revision", help="tag to create, e.g. v1.0.0")
     push.add_argument("--private", action="store_true")
-    push.add_argument("--exports", help="ONNX export folder to include under onnx/ (default: exports/NAME)")
     push.set_defaults(func=_push)
 
-    push_space = sub.add_parser("push-space", help="publish space/ (with cropdx_hf and the releases) as a Space")
+    push_space = sub.add_parser("push-space", help="publish the Space (app, cropdx_hf, releases, exports)")
     push_space.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push_space.add_argument("--space-dir", required=True, help="the Space's folder (app.py, README.md, examples)")
     push_space.add_argument("--private", action="store_true")
     push_space.set_defaults(func=_push_space)
 

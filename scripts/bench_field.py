@@ -31,14 +31,16 @@ import torch
 from torchvision import transforms as T
 
 from cropdx_hf.data.loading import load_leaf_dataset
-from cropdx_hf.evaluation.predictions import classification_metrics, predict_logits, select_split
+from cropdx_hf.evaluation.predictions import predict_logits, select_split
+from cropdx_hf.evaluation.scores import classification_metrics
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.gate.fit import folder_photos, photo_rows
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.transforms import batch_transform, data_config, set_preprocessing
-from cropdx_hf.release.registry import release_names, resolve_model
+from cropdx_hf.release.registry import Releases, resolve_model
 
 BATCH = 32
+RELEASES = Releases.from_settings() or Releases(Path(__file__).resolve().parents[1] / "models")
 
 
 def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -113,7 +115,7 @@ def test_time_options(model_dir: Path, sets: dict) -> dict[str, dict]:
 
 
 def bench_release(name: str, data, scenes: FieldScenes, photos: Path, test_time: bool) -> dict:
-    model_dir = resolve_model(name)
+    model_dir = resolve_model(name, RELEASES)
     split_csv = model_dir / "split.csv"
     test = select_split(data, split_csv, "test")
     proxy_test = scenes.proxy(test)
@@ -156,9 +158,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = load_leaf_dataset(args.data)
-    models = args.models or release_names()
-    scenes = FieldScenes.from_folder(args.field_photos, select_split(data, resolve_model(models[0]) / "split.csv",
-                                                                     "train"))
+    models = args.models or RELEASES.names()
+    split_csv = resolve_model(models[0], RELEASES) / "split.csv"
+    scenes = FieldScenes.from_folder(args.field_photos, select_split(data, split_csv, "train"))
     started = time.time()
     results = {name: bench_release(name, data, scenes, args.field_photos, args.test_time) for name in models}
     report = {"command": "python scripts/bench_field.py " + " ".join(sys.argv[1:]), "seconds": round(

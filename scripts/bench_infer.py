@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -23,29 +21,16 @@ from cropdx_hf.inference.onnx_predictor import session
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
 from cropdx_hf.modeling.transforms import channels_last
-from cropdx_hf.release.registry import export_dir, release_names, resolve_model
+from cropdx_hf.release.registry import Releases
+from cropdx_hf.release.timing import latency_summary, timed
 
-LEAF = next(Path(__file__).resolve().parents[1].glob("tests/fixtures/leaves/Tomato_Early_blight/*"))
-
-
-def timed(run, runs: int, warmup: int) -> list[float]:
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        run()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
-
-
-def summarize(times: list[float], batch: int) -> dict[str, float]:
-    return {"p50_ms": round(1000 * float(np.percentile(times, 50)), 2),
-            "p95_ms": round(1000 * float(np.percentile(times, 95)), 2),
-            "images_per_s": round(batch / float(np.median(times)), 1)}
+ROOT = Path(__file__).resolve().parents[1]
+LEAF = next(ROOT.glob("tests/fixtures/leaves/Tomato_Early_blight/*"))
+RELEASES = Releases.from_settings() or Releases(ROOT / "models", ROOT / "exports")
 
 
 def bench_model(name: str, runs: int, warmup: int) -> dict[str, dict]:
-    predictor = Predictor.from_folder(resolve_model(name))
+    predictor = Predictor.from_folder(RELEASES.path(name))
     size = predictor.model.pretrained_cfg["input_size"]
     results: dict[str, dict] = {}
     for batch in (1, 32):
@@ -53,22 +38,23 @@ def bench_model(name: str, runs: int, warmup: int) -> dict[str, dict]:
         x = torch.randn(batch, *size)
         with torch.inference_mode():
             eager = channels_last(x)  # the layout Predictor feeds
-            results[f"torch_eager/b{batch}"] = summarize(
+            results[f"torch_eager/b{batch}"] = latency_summary(
                 timed(lambda x=eager: predictor.model(x), n, warmup), batch)
         for fmt, file_name in (("onnx_fp32", ONNX_FP32), ("onnx_int8", ONNX_INT8)):
-            path = export_dir(name) / file_name
+            path = RELEASES.export_dir(name) / file_name
             if path.is_file():
                 sess = session(path, threads=2)
                 feed = {sess.get_inputs()[0].name: x.numpy()}
-                results[f"{fmt}/b{batch}"] = summarize(timed(lambda s=sess, f=feed: s.run(None, f), n, warmup), batch)
+                times = timed(lambda s=sess, f=feed: s.run(None, f), n, warmup)
+                results[f"{fmt}/b{batch}"] = latency_summary(times, batch)
     from transformers import pipeline
 
-    pipe = pipeline("image-classification", model=str(resolve_model(name)), device="cpu")
+    pipe = pipeline("image-classification", model=str(RELEASES.path(name)), device="cpu")
     leaf = Image.open(LEAF).convert("RGB")
     for batch in (1, 32):
         n = runs if batch == 1 else max(5, runs // 10)
         images = [leaf] * batch
-        results[f"transformers_pipeline/b{batch}"] = summarize(
+        results[f"transformers_pipeline/b{batch}"] = latency_summary(
             timed(lambda imgs=images: pipe(imgs, batch_size=len(imgs)), n, warmup), batch)
     for key, row in results.items():
         base = results[f"torch_eager/{key.split('/')[1]}"]
@@ -85,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     report = {"threads": 2, "cpu": _cpu(), "models": {m: bench_model(m, args.runs, args.warmup)
-                                                       for m in args.models or release_names()}}
+                                                       for m in args.models or RELEASES.names()}}
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -16,20 +16,17 @@ from collections.abc import Callable
 import torch
 
 from cropdx_hf.modeling.backbones import create_backbone
-from cropdx_hf.modeling.transforms import data_config, train_transform
+from cropdx_hf.modeling.transforms import data_config
+from cropdx_hf.release.timing import latency_summary, timed
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.feature_cache import cache_activations
+from cropdx_hf.training.views import train_transform
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def images_per_s(step: Callable[[], object], batch: int, steps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return round(batch * steps / (time.perf_counter() - start), 1)
+    return latency_summary(timed(step, steps, warmup), batch)["images_per_s"]
 
 
 def training_speed(net: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int) -> dict[str, float]:

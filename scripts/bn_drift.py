@@ -13,10 +13,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from cropdx_hf.data.loading import load_leaf_dataset
-from cropdx_hf.evaluation.predictions import evaluate_rows, select_split
+from cropdx_hf.evaluation.predictions import select_split
+from cropdx_hf.evaluation.scores import evaluate_rows
 from cropdx_hf.modeling.folder import load_model_folder
-from cropdx_hf.modeling.transforms import batch_transform, data_config, train_transform
-from cropdx_hf.release.registry import resolve_model
+from cropdx_hf.modeling.transforms import batch_transform, data_config
+from cropdx_hf.release.registry import Releases, resolve_model
+from cropdx_hf.training.views import train_transform
 
 
 def main() -> None:
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    model_dir = resolve_model(args.model)
+    model_dir = resolve_model(args.model, Releases.from_settings())
     model, _ = load_model_folder(model_dir)
     dataset = load_leaf_dataset(args.data)
     validation = select_split(dataset, model_dir / "split.csv", "validation")

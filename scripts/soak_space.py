@@ -49,7 +49,7 @@ def send(http: httpx.Client, base: str, item: tuple[str, bytes, str]) -> dict:
 
 def soak(total: int, clients: int, bad_every: int, warmup: int = 50, exports: Path | None = None) -> dict:
     plan = requests_plan(total, bad_every)
-    extra = ["--exports", str(exports)] if exports else []
+    extra = ["--exports-dir", str(exports)] if exports else []
     with running_space("onnx", extra=extra) as (base, server), httpx.Client(timeout=60) as http:
         for item in plan[:warmup]:
             send(http, base, item)

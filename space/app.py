@@ -20,13 +20,21 @@ from fastapi import FastAPI
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.images import MAX_BYTES, ImageError
-from cropdx_hf.release.registry import EXPORTS_DIR, recommended_model, release_names, resolve_model
-from cropdx_hf.serving import BACKENDS, Service, build_api, inline_image, render_card, top3_labels
+from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
+from cropdx_hf.serving.api import build_api
+from cropdx_hf.serving.render import inline_image, render_card, top3_labels
+from cropdx_hf.serving.service import BACKENDS, Service
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
+HERE = Path(__file__).parent
+EXAMPLES_DIR = HERE / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.jpg"))
 # Gradio stores an upload byte-identical to an example at the example's own cache path: never delete those bytes
 EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES}
+
+
+def beside_or_above(name: str) -> Path:
+    """models/ or exports/ beside app.py (a pushed Space) or beside its folder (the repository's checkout)."""
+    return next((p for p in (HERE / name, HERE.parent / name) if p.is_dir()), HERE / name)
 
 
 def undecoded(image: gr.Image) -> gr.Image:
@@ -109,12 +117,14 @@ def build_ui(service: Service) -> gr.Blocks:
     return demo.queue(default_concurrency_limit=int(os.environ.get("CROPDX_UI_CONCURRENCY", 2)))
 
 
-def create_app(default: str | None = None, models: list[str] | None = None, exports_dir: Path | None = EXPORTS_DIR,
-               backend: str = "auto", threads: int = 1) -> FastAPI:
-    default = default or recommended_model()
-    names = models if models is not None else release_names()
+def create_app(default: str = DEFAULT_RELEASE, models: list[str] | None = None, models_dir: Path | None = None,
+               exports_dir: Path | None = None, backend: str = "auto", threads: int = 1) -> FastAPI:
+    """The page and the REST API on one FastAPI app: `default` and `models` (release names of `models_dir`,
+    model folders or Hub ids; default: every release), served from the exports in `exports_dir` when there."""
+    releases = Releases(models_dir) if models_dir and models_dir.is_dir() else None
+    names = models if models is not None else (releases.names() if releases else [])
     # a model is known by its last path part: a release name, a folder's name, the NAME of ORG/NAME
-    model_dirs = {Path(name).name: resolve_model(name) for name in dict.fromkeys([default, *names])}
+    model_dirs = {Path(name).name: resolve_model(name, releases) for name in dict.fromkeys([default, *names])}
     service = Service(model_dirs, Path(default).name, exports_dir, backend, threads)
     api = build_api(service)
     api.state.service = service
@@ -125,17 +135,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--model", default=os.environ.get("CROPDX_MODEL"),
-                        help="default model: release name, model folder or Hub id (default: the recommended one)")
+    parser.add_argument("--model", default=os.environ.get("CROPDX_MODEL", DEFAULT_RELEASE),
+                        help=f"default model: release name, model folder or Hub id (default: {DEFAULT_RELEASE})")
+    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get(MODELS_ENV, beside_or_above("models"))),
+                        help="folder of releases offered in the page (default: models/ of the Space or checkout)")
     parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("CROPDX_BACKEND", "auto"),
                         help="auto: ONNX Runtime where a model has an export, PyTorch otherwise")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("CROPDX_THREADS", 1)),
                         help="intra-op threads per model call (default 1: concurrent requests fill the cores)")
-    parser.add_argument("--exports", type=Path, default=Path(os.environ.get("CROPDX_EXPORTS", EXPORTS_DIR)),
+    parser.add_argument("--exports-dir", type=Path,
+                        default=Path(os.environ.get(EXPORTS_ENV, beside_or_above("exports"))),
                         help="folder of `cropdx export` outputs, one sub-folder per model plus leaf_gate/")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    app = create_app(args.model, exports_dir=args.exports, backend=args.backend, threads=args.threads)
+    app = create_app(args.model, models_dir=args.models_dir, exports_dir=args.exports_dir, backend=args.backend,
+                     threads=args.threads)
     uvicorn.run(app, host=args.host, port=args.port)
 
 

@@ -8,15 +8,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cropdx-hf-home-"))
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("CROPDX_MODELS", os.path.join(_CHECKOUT, "models"))  # the CLI under test finds the releases
 
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from cropdx_hf.release.registry import Releases  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 LEAVES = FIXTURES / "leaves"
 SHARED_DATA = ROOT.parent / "shared" / "data" / "plantvillage"
+RELEASES = Releases(ROOT / "models")
 
 
 @pytest.fixture(scope="session")
@@ -80,13 +85,14 @@ def default_exports(tmp_path_factory) -> Path:
     """The default release's ONNX export made again as scripts/setup.sh makes it on a fresh clone (classifier and
     leaf gate), in a folder of its own."""
     from cropdx_hf.data.loading import load_leaf_dataset
+    from cropdx_hf.gate.leaf_gate import GATE_FOLDER
     from cropdx_hf.release.export import export_release
-    from cropdx_hf.release.registry import DEFAULT_MODEL, GATE_EXPORT, resolve_model
+    from cropdx_hf.release.registry import DEFAULT_RELEASE
 
     root = tmp_path_factory.mktemp("exports")
     fixtures = load_leaf_dataset(LEAVES)
-    export_release(resolve_model(DEFAULT_MODEL), fixtures, root / DEFAULT_MODEL, root / GATE_EXPORT, "all", fixtures,
-                   rebuild=True)
+    export_release(RELEASES.path(DEFAULT_RELEASE), fixtures, root / DEFAULT_RELEASE, root / GATE_FOLDER, "all",
+                   fixtures, rebuild=True)
     return root
 
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from cropdx_hf.evaluation import calibration
-from cropdx_hf.evaluation.predictions import Predictions, full_metrics
+from cropdx_hf.evaluation.predictions import SplitLogits
 from cropdx_hf.evaluation.report import confused_pairs
+from cropdx_hf.evaluation.scores import full_metrics
 
 
 def test_ece_known_answers():
@@ -61,7 +62,7 @@ def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
         [0.1, 0.8, 0.1], [0.1, 0.65, 0.25],   # class 1: both right
         [0.1, 0.1, 0.8], [0.05, 0.9, 0.05],   # class 2: one right, one called class 1 (cross-crop)
     ]))
-    pred = Predictions(logits, labels, fixture_dataset.rows.select(range(6)), names)
+    pred = SplitLogits(logits, labels, fixture_dataset.rows.select(range(6)), names)
     m = full_metrics(pred, threshold=0.7)
     assert m["accuracy"] == pytest.approx(4 / 6)
     # class 1: precision 2/4, recall 1 -> F1 2/3; classes 0 and 2: precision 1, recall 1/2 -> F1 2/3

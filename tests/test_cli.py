@@ -7,9 +7,9 @@ from PIL import Image
 from skimage import data as skdata
 
 from cropdx_hf.cli import main
-from cropdx_hf.release.registry import DEFAULT_MODEL, release_names
+from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.clean_env import block_imports
-from tests.conftest import LEAVES
+from tests.conftest import LEAVES, RELEASES
 
 BLOCK_TORCH = block_imports("torch", "torchvision", "timm", "transformers")
 
@@ -55,7 +55,7 @@ def test_predict_refuses_bad_paths_and_names_without_importing_torch(argv, messa
     assert result.returncode == 2 and message in result.stderr and "blocked" not in result.stderr
 
 
-@pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+@pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
 def test_predict_takes_a_folder_and_prints_display_names(tmp_path, capsys):
     folder = tmp_path / "photos"
     (folder / "more").mkdir(parents=True)

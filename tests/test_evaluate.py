@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from cropdx_hf.cli import main
-from cropdx_hf.evaluation.predictions import calibrate, predict_split
+from cropdx_hf.evaluation.calibrate import calibrate
+from cropdx_hf.evaluation.predictions import predict_split
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.release.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from tests.conftest import LEAVES

@@ -17,12 +17,12 @@ import pytest
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
 from cropdx_hf.release.hub import SKIP_DIRS
-from cropdx_hf.release.registry import DEFAULT_MODEL, release_names, resolve_model
+from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.clean_env import block_imports
-from tests.conftest import LEAVES
+from tests.conftest import LEAVES, RELEASES
 from tests.hub_double import HubDouble
 
-pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+pytestmark = pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
 TOKEN = "hf_cropdx_test_token"
 REPO = "cropdx-test/leaf-model"
 BIN = Path(sys.executable).parent
@@ -83,10 +83,10 @@ def pushed(hub, tmp_path_factory):
     work = tmp_path_factory.mktemp("hub")
     env = _env(hub.url, work / "pusher")
     exports = work / "exports"
-    result, _ = _run([str(BIN / "cropdx"), "export", "--model", DEFAULT_MODEL, "--data", str(LEAVES),
+    result, _ = _run([str(BIN / "cropdx"), "export", "--model", DEFAULT_RELEASE, "--data", str(LEAVES),
                       "--split", "all", "--out", str(exports), "--no-record"], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    push = [str(BIN / "cropdx"), "push", "--model", DEFAULT_MODEL, "--repo-id", REPO, "--revision", "v1.0.0",
+    push = [str(BIN / "cropdx"), "push", "--model", DEFAULT_RELEASE, "--repo-id", REPO, "--revision", "v1.0.0",
             "--exports", str(exports)]
     result, _ = _run(push, env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,7 +97,7 @@ def test_push_uploads_everything_in_one_commit_and_tags_it(hub, pushed):
     repo = hub.repo(REPO)
     assert len(repo.commits) == 2  # the repo's initial commit and the push
     files = set(repo.commits[-1].files)
-    release = resolve_model(DEFAULT_MODEL)
+    release = RELEASES.path(DEFAULT_RELEASE)
     expected = {p.relative_to(release).as_posix() for p in release.rglob("*")
                 if p.is_file() and not SKIP_DIRS & set(p.relative_to(release).parts)}
     assert expected <= files
@@ -146,7 +146,7 @@ def test_four_loaders_without_cropdx_agree_on_the_top3(hub, pushed, tmp_path):
     result, _ = _run([sys.executable, "-c", CONSUMERS, REPO, *IMAGES], env)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    ours = Predictor.from_folder(resolve_model(DEFAULT_MODEL))
+    ours = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE))
     expected = [[p.class_name for p in ours.predict(image)] for image in IMAGES]
     assert loaded["timm"] == expected  # timm reads label_names: the class ids
     for loader in ("pipeline", "auto", "onnx"):  # transformers' consumers read id2label: the display names
@@ -170,5 +170,5 @@ def test_push_space_uploads_the_app_with_its_library_and_models(hub, pushed):
     space = hub.repo("cropdx-test/leaf-doctor", "space")
     files = set(space.commits[-1].files)
     assert {"app.py", "README.md", "requirements.txt", "cropdx_hf/serving.py",
-            f"models/{DEFAULT_MODEL}/model.safetensors"} <= files
+            f"models/{DEFAULT_RELEASE}/model.safetensors"} <= files
     assert not any("__pycache__" in f for f in files)

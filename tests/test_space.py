@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from cropdx_hf.release.registry import DEFAULT_MODEL, release_names
+from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.bad_inputs import unusable, usable
 from tests.clean_env import block_imports
-from tests.conftest import LEAVES, ROOT, load_space_app
+from tests.conftest import LEAVES, RELEASES, ROOT, load_space_app
 
-pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in release_names(), reason="the default release is not committed")
+pytestmark = pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
 LEAF = sorted(LEAVES.glob("Tomato_Early_blight/*"))[0]  # one the release diagnoses confidently
 PREDICTION_KEYS = {"class_name", "display_name", "probability", "crop", "disease", "severity", "actions",
                    "active_ingredients"}
@@ -27,7 +27,7 @@ EXAMPLE = ROOT / "space" / "examples" / "tomato_early_blight.jpg"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, default_exports):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio-cache"))
-    return load_space_app().create_app(DEFAULT_MODEL, models=[DEFAULT_MODEL], exports_dir=default_exports)
+    return load_space_app().create_app(DEFAULT_RELEASE, models=[DEFAULT_RELEASE], exports_dir=default_exports)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +60,19 @@ def _post(client, data: bytes, name="leaf.jpg"):
 
 
 def test_health_and_version(client):
-    assert client.get("/health").json() == {"status": "ok", "models": [DEFAULT_MODEL], "default": DEFAULT_MODEL}
+    assert client.get("/health").json() == {"status": "ok", "models": [DEFAULT_RELEASE], "default": DEFAULT_RELEASE}
     version = client.get("/model/version").json()
-    assert version["model"] == DEFAULT_MODEL and len(version["classes"]) == 15
+    assert version["model"] == DEFAULT_RELEASE and len(version["classes"]) == 15
     assert 0 < version["threshold"] < 1 and version["test_metrics"]["n"] > 1000
     assert version["backend"].startswith("onnxruntime") and "ONNX leaf gate" in version["backend"]
 
 
 def test_an_unknown_model_is_a_404_that_lists_the_models(client):
     response = client.post("/predict?model=nope", files={"file": ("leaf.jpg", LEAF.read_bytes(), "image/jpeg")})
-    assert response.status_code == 404 and response.json()["available"] == [DEFAULT_MODEL]
+    assert response.status_code == 404 and response.json()["available"] == [DEFAULT_RELEASE]
     assert "unknown model 'nope'" in response.json()["error"]
     response = client.get("/model/version?model=nope")
-    assert response.status_code == 404 and DEFAULT_MODEL in response.json()["error"]
+    assert response.status_code == 404 and DEFAULT_RELEASE in response.json()["error"]
 
 
 def test_a_grey_photo_is_to_be_retaken_in_colour(client):
@@ -91,7 +91,7 @@ def test_a_grey_photo_is_to_be_retaken_in_colour(client):
 
 def test_rest_predict_diagnoses_a_leaf_with_treatment(client):
     body = _post(client, LEAF.read_bytes()).json()
-    assert body["status"] == "diagnosed" and body["confident"] is True and body["model"] == DEFAULT_MODEL
+    assert body["status"] == "diagnosed" and body["confident"] is True and body["model"] == DEFAULT_RELEASE
     assert len(body["predictions"]) == 3 and all(set(p) == PREDICTION_KEYS for p in body["predictions"])
     assert body["predictions"][0]["class_name"] == "Tomato_Early_blight"
     assert body["treatment"]["sources"] and "label" in body["treatment"]["disclaimer"]
@@ -137,7 +137,7 @@ def test_metrics_count_what_happened(client):
     _post(client, b"not an image", "x.jpg")
     text = client.get("/metrics").text
     assert 'cropdx_request_latency_seconds_bucket{le="0.5",route="rest"}' in text
-    assert f'cropdx_predictions_total{{class_name="Tomato_Early_blight",model="{DEFAULT_MODEL}"}}' in text
+    assert f'cropdx_predictions_total{{class_name="Tomato_Early_blight",model="{DEFAULT_RELEASE}"}}' in text
     assert 'cropdx_outcomes_total{status="error"}' in text and 'cropdx_outcomes_total{status="not_a_leaf"}' in text
 
 
@@ -146,14 +146,14 @@ def test_gradio_api_and_ui_through_gradio_client(server):
 
     client = Client(server, verbose=False)
     body = client.predict(handle_file(str(LEAF)), api_name="/predict")  # the model is optional
-    assert body["status"] == "diagnosed" and len(body["predictions"]) == 3 and body["model"] == DEFAULT_MODEL
-    labels, card = client.predict(handle_file(str(LEAF)), DEFAULT_MODEL, api_name="/diagnose_ui")
+    assert body["status"] == "diagnosed" and len(body["predictions"]) == 3 and body["model"] == DEFAULT_RELEASE
+    labels, card = client.predict(handle_file(str(LEAF)), DEFAULT_RELEASE, api_name="/diagnose_ui")
     assert len(labels["confidences"]) == 3 and labels["label"] == "Tomato: Early blight"
     assert "## Tomato: Early blight" in card and "Active ingredients" in card and "Sources" in card
-    bad = client.predict(handle_file(str(Path(__file__))), DEFAULT_MODEL, api_name="/predict")
+    bad = client.predict(handle_file(str(Path(__file__))), DEFAULT_RELEASE, api_name="/predict")
     assert "not a readable image" in bad["error"]
     unknown = client.predict(handle_file(str(LEAF)), "no_such_model", api_name="/predict")
-    assert "unknown model 'no_such_model'" in unknown["error"] and unknown["available"] == [DEFAULT_MODEL]
+    assert "unknown model 'no_such_model'" in unknown["error"] and unknown["available"] == [DEFAULT_RELEASE]
 
 
 def test_the_api_names_its_parameters_and_output(server):
@@ -163,7 +163,7 @@ def test_the_api_names_its_parameters_and_output(server):
     predict = api["named_endpoints"]["/predict"]
     assert [p["parameter_name"] for p in predict["parameters"]] == ["photo", "model"]
     model = predict["parameters"][1]
-    assert model["parameter_has_default"] and model["parameter_default"] == DEFAULT_MODEL
+    assert model["parameter_has_default"] and model["parameter_default"] == DEFAULT_RELEASE
     assert [r["label"] for r in predict["returns"]] == ["diagnosis"]
     assert [r["label"] for r in api["named_endpoints"]["/diagnose_ui"]["returns"]] == ["Top-3 diagnoses",
                                                                                       "Treatment card"]
@@ -171,8 +171,8 @@ def test_the_api_names_its_parameters_and_output(server):
 
 def test_grad_cam_is_drawn_on_demand(app):
     service = app.state.service
-    assert "torch" not in service.backends[DEFAULT_MODEL]
-    overlay = service.explain(LEAF.read_bytes(), DEFAULT_MODEL, "Tomato_Early_blight")
+    assert "torch" not in service.backends[DEFAULT_RELEASE]
+    overlay = service.explain(LEAF.read_bytes(), DEFAULT_RELEASE, "Tomato_Early_blight")
     assert overlay.size == (224, 224)
 
 
@@ -181,7 +181,7 @@ def test_a_non_image_in_the_page_gets_one_sentence_and_no_traceback(server, capf
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError) as error:
-        Client(server, verbose=False).predict(handle_file(str(Path(__file__))), DEFAULT_MODEL,
+        Client(server, verbose=False).predict(handle_file(str(Path(__file__))), DEFAULT_RELEASE,
                                               api_name="/diagnose_ui")
     message = str(error.value)
     assert "the photo: not a readable image" in message and "/tmp" not in message and "gradio" not in message.lower()
@@ -201,7 +201,7 @@ def test_an_upload_identical_to_an_example_leaves_the_example_in_place(server):
 def test_uploaded_photos_are_not_kept(server):
     from gradio_client import Client, handle_file
 
-    Client(server, verbose=False).predict(handle_file(str(LEAF)), DEFAULT_MODEL, api_name="/predict")
+    Client(server, verbose=False).predict(handle_file(str(LEAF)), DEFAULT_RELEASE, api_name="/predict")
     cache = Path(os.environ["GRADIO_TEMP_DIR"])
     examples = {p.name for p in (ROOT / "space" / "examples").iterdir()}  # Gradio caches the bundled examples
     # Gradio's upload route leaves empty placeholder files; no byte of a photo may remain
@@ -267,7 +267,7 @@ from fastapi.testclient import TestClient
 spec = importlib.util.spec_from_file_location("space_app", {str(ROOT / "space" / "app.py")!r})
 app = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
-client = TestClient(app.create_app({DEFAULT_MODEL!r}, models=[], exports_dir=__import__("pathlib").Path(
+client = TestClient(app.create_app({DEFAULT_RELEASE!r}, models=[], exports_dir=__import__("pathlib").Path(
     {str(default_exports)!r})))
 body = client.post("/predict", files={{"file": ("leaf.jpg", open({str(LEAF)!r}, "rb").read())}}).json()
 print(body["status"], body["predictions"][0]["class_name"])

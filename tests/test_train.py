@@ -10,10 +10,10 @@ import torch
 
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.backbones import create_backbone
-from cropdx_hf.modeling.transforms import train_transform
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.feature_cache import cache_activations
 from cropdx_hf.training.trainer import STAGE_DONE, StagedTrainer, TrainConfig
+from cropdx_hf.training.views import train_transform
 from tests.conftest import LEAVES, TINY
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD
+from cropdx_hf.modeling.metadata import DEFAULT_THRESHOLD
 
 # accuracy of answered validation photos each set must reach at the chosen threshold; the field proxy flatters
 # field-trained models (its scenes come from the same recipe), so its target sits well above the 75 % that answered

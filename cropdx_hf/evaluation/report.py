@@ -9,14 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
-from cropdx_hf.evaluation.predictions import Predictions, calibration
+from cropdx_hf.evaluation import calibration
+from cropdx_hf.evaluation.predictions import SplitLogits
 from cropdx_hf.inference.images import load_image
-from cropdx_hf.labels import get_class
+from cropdx_hf.labels import display_name, get_class
 
 GRID = 16
 
 
-def write_report(pred: Predictions, metrics: dict[str, Any], threshold: float, out: Path) -> None:
+def write_report(pred: SplitLogits, metrics: dict[str, Any], threshold: float, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     matrix = confusion_matrix(pred.labels, pred.probs.argmax(-1), labels=range(len(pred.class_names)))
     _plot_confusion(matrix, pred.class_names, out / "confusion_matrix.png")
@@ -35,17 +36,12 @@ def confused_pairs(matrix: np.ndarray, names: list[str], top: int = 5) -> list[d
              "rate": float(off[i, j] / max(matrix[i].sum(), 1))} for i, j in order[:top] if off[i, j] > 0]
 
 
-def _short(name: str) -> str:
-    cls = get_class(name)
-    return f"{cls.crop}: {cls.disease}"
-
-
 def _plot_confusion(matrix: np.ndarray, names: list[str], path: Path) -> None:
     normalized = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig = Figure(figsize=(10, 9))
     ax = fig.subplots()
     ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
-    labels = [_short(n) for n in names]
+    labels = [display_name(n) for n in names]
     ax.set_xticks(range(len(names)), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), labels, fontsize=7)
     for i, j in zip(*np.nonzero(matrix), strict=True):
@@ -58,7 +54,7 @@ def _plot_confusion(matrix: np.ndarray, names: list[str], path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
-def _plot_grid(pred: Predictions, correct: bool, path: Path) -> None:
+def _plot_grid(pred: SplitLogits, correct: bool, path: Path) -> None:
     probs = pred.probs
     predicted, confidence = probs.argmax(-1), probs.max(-1)
     picked = np.nonzero((predicted == pred.labels) == correct)[0]
@@ -72,15 +68,15 @@ def _plot_grid(pred: Predictions, correct: bool, path: Path) -> None:
     for ax, i in zip(axes.ravel(), picked, strict=False):
         image = pred.rows[int(i)]["image"]
         ax.imshow(load_image(image.get("bytes") or image["path"]).resize((160, 160)))
-        ax.set_title(f"true: {_short(pred.class_names[pred.labels[i]])}\n"
-                     f"pred: {_short(pred.class_names[predicted[i]])} ({confidence[i]:.0%})",
+        ax.set_title(f"true: {display_name(pred.class_names[pred.labels[i]])}\n"
+                     f"pred: {display_name(pred.class_names[predicted[i]])} ({confidence[i]:.0%})",
                      fontsize=7, color="green" if correct else "red")
     fig.suptitle(f"{'Correct' if correct else 'Incorrect'} predictions ({len(picked)} shown)")
     fig.tight_layout()
     fig.savefig(path, dpi=70)
 
 
-def _plot_reliability(pred: Predictions, path: Path) -> None:
+def _plot_reliability(pred: SplitLogits, path: Path) -> None:
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
@@ -109,7 +105,7 @@ def _plot_sweep(sweep: list[dict[str, float]], threshold: float, path: Path) -> 
     fig.savefig(path, dpi=80)
 
 
-def _report(pred: Predictions, m: dict[str, Any], matrix: np.ndarray, threshold: float) -> str:
+def _report(pred: SplitLogits, m: dict[str, Any], matrix: np.ndarray, threshold: float) -> str:
     pairs = confused_pairs(matrix, pred.class_names)
     errors = int(matrix.sum() - np.trace(matrix))
     cross_crop = sum(p["count"] for p in confused_pairs(matrix, pred.class_names, top=matrix.size)

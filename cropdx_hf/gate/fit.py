@@ -35,7 +35,7 @@ from cropdx_hf.field.textures import TEXTURES
 from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_reference
 from cropdx_hf.gate.network import GATE_BACKBONE, gate_network, pooled_features
 from cropdx_hf.inference.images import load_image
-from cropdx_hf.modeling.config import update_metadata
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 LAB_PER_CLASS, FIELD_PER_CLASS = 60, 100  # positives: lab photos and field-style views per class
@@ -167,5 +167,5 @@ def fit_leaf_gate(data: LeafDataset, split_csv: str | Path, field_photos: str | 
 def attach_gate(model_dirs: Sequence[str | Path], gate_dir: str | Path, report: dict[str, Any]) -> None:
     """Name the gate in each model's config (path, hash and its measured report)."""
     for model_dir in model_dirs:
-        update_metadata(model_dir, {"leaf_gate": {**gate_reference(model_dir, Path(gate_dir) / GATE_FILE),
-                                                  "report": report}})
+        ReleaseMetadata.update(model_dir, leaf_gate={**gate_reference(model_dir, Path(gate_dir) / GATE_FILE),
+                                                     "report": report})

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -21,9 +20,11 @@ from safetensors.numpy import save_file
 
 from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.gate.network import GATE_BACKBONE
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
+GATE_FOLDER = "leaf_gate"  # in a models folder the shared gate, in an exports folder its ONNX export
 RETIRED_FILE = "leaf_detector.safetensors"  # the Mahalanobis gate before field training: lab leaves only
 FIELDS = ("mean", "scale", "weights", "bias", "threshold")
 
@@ -86,9 +87,9 @@ def gate_reference(model_dir: str | Path, gate_file: str | Path) -> dict[str, st
     return {"file": (Path("..") / relative).as_posix(), "sha256": file_digest(gate_file)}
 
 
-def gate_for_model(model_dir: str | Path, metadata: dict[str, Any]) -> LeafGate | None:
+def gate_for_model(model_dir: str | Path, metadata: ReleaseMetadata) -> LeafGate | None:
     """The gate a model's config names, checked against its hash; None (with a warning) when it names none."""
-    reference = metadata.get("leaf_gate")
+    reference = metadata.leaf_gate
     if not reference or "file" not in reference:
         retired = " (its leaf_detector.safetensors is the retired lab-only gate)" \
             if (Path(model_dir) / RETIRED_FILE).is_file() else ""

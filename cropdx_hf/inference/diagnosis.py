@@ -14,13 +14,22 @@ import numpy as np
 
 from cropdx_hf.inference.quality import PhotoQuality
 from cropdx_hf.inference.treatments import photo_tips, treatment_for
+from cropdx_hf.labels import display_name
 
-DEFAULT_THRESHOLD = 0.70  # the seed design's abstain floor; calibration may raise it, never lower it
 NOT_A_LEAF = "This does not look like a tomato, potato or bell-pepper leaf. Photograph one leaf of one of these crops."
 RETAKE = "The model is not sure enough to name a disease. Please retake the photo."
-
-
 POOR_PHOTO = "The photo is not good enough to diagnose from ({reasons}). Please retake it."
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class and its calibrated probability: what `predict` returns, with no treatment or rule applied."""
+
+    class_name: str
+    probability: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class_name": self.class_name, "probability": self.probability}
 
 
 @dataclass
@@ -46,11 +55,11 @@ class Diagnosis:
                 "quality": self.quality.to_dict() if self.quality else None}
 
 
-def _prediction(class_id: str, probability: float) -> dict[str, Any]:
+def _candidate(class_id: str, probability: float) -> dict[str, Any]:
+    """One of the top-k diagnoses as the API shows it: the class, its probability and what to do about it."""
     t = treatment_for(class_id)
-    return {"class_name": class_id, "display_name": f"{t.crop}: {t.disease}", "probability": round(probability, 6),
-            "crop": t.crop, "disease": t.disease,
-            "severity": t.severity, "actions": list(t.actions or t.care_tips),
+    return {"class_name": class_id, "display_name": display_name(class_id), "probability": round(probability, 6),
+            "crop": t.crop, "disease": t.disease, "severity": t.severity, "actions": list(t.actions or t.care_tips),
             "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
 
 
@@ -62,7 +71,7 @@ def decide(model: str, label_names: Sequence[str], probs: np.ndarray, threshold:
     if is_leaf is False:
         return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, quality_tips + photo_tips(), quality)
     order = np.argsort(-np.asarray(probs))[:top_k]
-    predictions = [_prediction(label_names[i], float(probs[i])) for i in order]
+    predictions = [_candidate(label_names[i], float(probs[i])) for i in order]
     if quality_tips:
         reasons = ", ".join(check.name.replace("_", " ") for check in quality.failed)
         return Diagnosis(model, "retake", predictions, POOR_PHOTO.format(reasons=reasons),

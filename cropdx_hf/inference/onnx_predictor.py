@@ -21,11 +21,11 @@ import onnxruntime as ort
 from PIL import Image
 
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
+from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
-from cropdx_hf.inference.results import Prediction
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, read_config
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
 GATE_ONNX = "leaf_gate.onnx"  # written by cropdx_hf.gate.export, with its report:
@@ -115,9 +115,8 @@ class OnnxPredictor:
         self.session = session(Path(export_dir) / file_name, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.label_names: list[str] = config["label_names"]
-        meta = config.get("cropdx", {})
-        self.temperature: float = meta.get("temperature", 1.0)
-        self.threshold: float = meta.get("threshold", DEFAULT_THRESHOLD)
+        meta = ReleaseMetadata.from_config(config)
+        self.temperature, self.threshold = meta.temperature, meta.threshold
         self.name = Path(export_dir).name
         self.file_name = file_name
         self.data_config = config["pretrained_cfg"]
@@ -128,15 +127,15 @@ class OnnxPredictor:
     def for_release(cls, model_dir: str | Path, export_dir: str | Path, gate_dir: str | Path,
                     threads: int = 2) -> OnnxPredictor:
         """The served files of a release's export, and the exported gate its config names (hash-checked)."""
-        meta = read_config(model_dir).get("cropdx", {})
+        meta = ReleaseMetadata.read(model_dir)
         exported = json.loads((Path(export_dir) / EXPORT_REPORT).read_text()).get("weights_sha256")
         if exported != hashlib.sha256((Path(model_dir) / WEIGHTS).read_bytes()).hexdigest():
             raise ModelFolderError(f"{export_dir}: exported from other weights than {model_dir} holds; run "
                                    "`cropdx export` again")
         gate = None
-        if meta.get("leaf_gate"):
+        if meta.leaf_gate:
             gate = OnnxGate(gate_dir, threads)
-            if gate.gate_sha256 != meta["leaf_gate"]["sha256"]:
+            if gate.gate_sha256 != meta.leaf_gate["sha256"]:
                 raise ModelFolderError(f"{gate_dir}: exported from another leaf gate than {model_dir} names; "
                                        "run `cropdx export` again")
         predictor = cls(export_dir, served_file(export_dir), threads, gate)
@@ -168,7 +167,7 @@ class OnnxPredictor:
         return [decide(self.name, self.label_names, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 
-    def predict(self, image, top_k: int = 3) -> list[Prediction]:
+    def predict(self, image, top_k: int = 3) -> list[ClassProbability]:
         probs = self.probabilities([image])[0]
         order = np.argsort(-probs)[:top_k]
-        return [Prediction(self.label_names[i], float(probs[i])) for i in order]
+        return [ClassProbability(self.label_names[i], float(probs[i])) for i in order]

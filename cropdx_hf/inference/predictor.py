@@ -9,12 +9,12 @@ import timm.data
 import torch
 
 from cropdx_hf.gate.leaf_gate import LeafGate, gate_for_model
-from cropdx_hf.inference.diagnosis import DEFAULT_THRESHOLD, Diagnosis, decide
+from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
-from cropdx_hf.inference.results import Prediction
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.folder import load_model_folder
+from cropdx_hf.modeling.metadata import DEFAULT_THRESHOLD, ReleaseMetadata
 from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
 
 
@@ -34,9 +34,9 @@ class Predictor:
     @classmethod
     def from_folder(cls, model_dir: str | Path) -> Predictor:
         model, config = load_model_folder(model_dir)
-        meta = config.get("cropdx", {})
-        return cls(model, config["label_names"], meta.get("temperature", 1.0),
-                   meta.get("threshold", DEFAULT_THRESHOLD), gate_for_model(model_dir, meta), Path(model_dir).name)
+        meta = ReleaseMetadata.from_config(config)
+        return cls(model, config["label_names"], meta.temperature, meta.threshold, gate_for_model(model_dir, meta),
+                   Path(model_dir).name)
 
     @classmethod
     def from_backbone(cls, name: str) -> Predictor:
@@ -64,7 +64,7 @@ class Predictor:
         return [decide(self.name, self.label_names, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 
-    def predict(self, image, top_k: int = 3) -> list[Prediction]:
+    def predict(self, image, top_k: int = 3) -> list[ClassProbability]:
         probs = self.probabilities([image])[0]
         values, indices = probs.topk(min(top_k, len(self.label_names)))
-        return [Prediction(self.label_names[i], float(p)) for p, i in zip(values, indices, strict=True)]
+        return [ClassProbability(self.label_names[i], float(p)) for p, i in zip(values, indices, strict=True)]

@@ -31,10 +31,3 @@ def read_config(model_dir: str | Path, weights: str = WEIGHTS) -> dict[str, Any]
     if absent:
         raise ModelFolderError(f"{config_path}: not a timm model config (missing {', '.join(absent)})")
     return config
-
-
-def update_metadata(model_dir: str | Path, values: dict[str, Any]) -> None:
-    """Merge `values` into config.json's `cropdx` section (e.g. a fitted temperature), keeping the rest."""
-    config = read_config(model_dir)
-    config["cropdx"] = {**config.get("cropdx", {}), **values}
-    (Path(model_dir) / CONFIG).write_text(json.dumps(config, indent=2))

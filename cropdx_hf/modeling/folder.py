@@ -20,10 +20,11 @@ from timm.models._hub import save_config_for_hf
 from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.config import CONFIG, PREPROCESSOR, WEIGHTS, read_config
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 
 def save_model_folder(
-    model: torch.nn.Module, out_dir: str | Path, class_names: list[str], metadata: dict[str, Any] | None = None
+    model: torch.nn.Module, out_dir: str | Path, class_names: list[str], metadata: ReleaseMetadata | None = None
 ) -> Path:
     """Write weights, config and preprocessing; `metadata` (training config, metrics...) goes under `cropdx`."""
     out = Path(out_dir)
@@ -40,7 +41,7 @@ def save_model_folder(
     # stay in label_names, which timm and cropdx map labels by
     config["id2label"] = {str(i): display_name(name) for i, name in enumerate(class_names)}
     config["label2id"] = {display_name(name): i for i, name in enumerate(class_names)}
-    config["cropdx"] = metadata or {}
+    config["cropdx"] = (metadata or ReleaseMetadata()).to_config()
     (out / CONFIG).write_text(json.dumps(config, indent=2))
     write_preprocessor(out, config)
     return out

@@ -1,18 +1,15 @@
 """Preprocessing driven by the model's own `pretrained_cfg` (input size, mean/std, crop, interpolation).
 
-Eval is timm's deterministic transform. Training is the seed design's 9-step augmentation, written out
-because timm's `create_transform` has no vertical flip, rotation or blur steps. Batches enter the networks in
-channels-last layout.
+Evaluation and serving use timm's deterministic eval transform; training views are in cropdx_hf.training.views.
+Batches enter the networks in channels-last layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import timm.data
 import torch
-from PIL import Image
 from torchvision import transforms as T
 
 from cropdx_hf.inference.images import load_image
@@ -38,28 +35,6 @@ def set_preprocessing(model: torch.nn.Module, config: dict[str, Any]) -> None:
     """Makes `config` the model's own: `data_config`, the predictors and a saved folder all read `pretrained_cfg`."""
     model.pretrained_cfg = {**model.pretrained_cfg,
                             **{k: config[k] for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}}
-
-
-def train_transform(config: dict[str, Any]) -> T.Compose:
-    size = config["input_size"][-1]
-    interpolation = T.InterpolationMode(config.get("interpolation", "bicubic"))
-    return T.Compose([
-        T.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=interpolation),
-        T.RandomHorizontalFlip(0.5),
-        T.RandomVerticalFlip(0.2),
-        T.RandomRotation(20, interpolation=T.InterpolationMode.BILINEAR),
-        T.ColorJitter(0.2, 0.2, 0.2, 0.05),
-        T.RandomApply([T.GaussianBlur(kernel_size=3)], p=0.2),
-        T.ToTensor(),
-        T.Normalize(config["mean"], config["std"]),
-        T.RandomErasing(p=0.1),
-    ])
-
-
-def field_train_transform(config: dict[str, Any], views: Callable[[Image.Image], Image.Image]) -> T.Compose:
-    """Field-style views (`cropdx_hf.field.FieldViews`) through the model's own eval preprocessing: the scene
-    already varies the leaf's size, place, angle and light, and served photos pass through exactly these steps."""
-    return T.Compose([views, *eval_transform(config).transforms])
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from cropdx_hf.modeling.backbones import get_backbone
 from cropdx_hf.modeling.config import read_config
-from cropdx_hf.release.registry import STANDS_IN_FOR, resolve_model
+from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.release.registry import STANDS_IN_FOR, Releases
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
@@ -38,13 +39,13 @@ def _eval_results(test: dict[str, Any], field_proxy: dict[str, Any] | None) -> l
 
 def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCard:
     config = read_config(model_dir)
-    meta = config["cropdx"]
+    meta = ReleaseMetadata.from_config(config)
     name = model_dir.name
     test = json.loads((model_dir / EVAL_DIR / "metrics.json").read_text())
     field_proxy_file = model_dir / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json"
     field_proxy = json.loads(field_proxy_file.read_text()) if field_proxy_file.is_file() else None
     train_metrics = json.loads((model_dir / "metrics.json").read_text())
-    backbone = get_backbone(meta["backbone"])
+    backbone = get_backbone(meta.backbone)
     stand_in = STANDS_IN_FOR.get(name)
     card_data = ModelCardData(
         model_name=name, license=LICENSE, library_name="timm", pipeline_tag="image-classification",
@@ -52,7 +53,7 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         datasets=["plantvillage"], base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
         eval_results=_eval_results(test, field_proxy),
     )
-    training = meta["training"]
+    training = meta.training
     return ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), name=name, repo_id=repo_id, architecture=config["architecture"],
         stand_in=(f"It stands in for {stand_in}, whose ImageNet weights cannot be downloaded on the machines this "
@@ -60,20 +61,18 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
                   f"ImageNet weights: {backbone.weights}."),
         stand_in_limitation=(f"{config['architecture']} stands in for {stand_in}: compare against that backbone "
                              "before assuming the same accuracy." if stand_in else "None beyond the above."),
-        threshold=f"{meta['threshold']:.2f}", threshold_reason=meta["threshold_reason"],
-        temperature=f"{meta['temperature']:.3f}",
-        calibration=meta["calibration"],
-        n_images=sum(meta["split_sizes"].values()), fingerprint=meta["data_fingerprint"],
-        split_sizes=", ".join(f"{k} {v:,}" for k, v in meta["split_sizes"].items()),
+        threshold=f"{meta.threshold:.2f}", threshold_reason=meta.threshold_reason,
+        temperature=f"{meta.temperature:.3f}", calibration=meta.calibration,
+        n_images=sum(meta.split_sizes.values()), fingerprint=meta.data_fingerprint,
+        split_sizes=", ".join(f"{k} {v:,}" for k, v in meta.split_sizes.items()),
         training=training, stages=_stage_lines(train_metrics["stages"], training),
         input_size=config["pretrained_cfg"]["input_size"][-1], crop_pct=config["pretrained_cfg"]["crop_pct"],
         train_size=training.get("image_size") or config["pretrained_cfg"]["input_size"][-1],
         mean=config["pretrained_cfg"]["mean"],
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
-        hardware=meta.get("hardware", "a 2-core CPU"), test=test, plots=plots,
-        export=meta.get("export"), leaf_gate=meta.get("leaf_gate", {}).get("report"), field=meta.get("field"),
-        field_proxy=field_proxy,
+        hardware="a 2-core CPU", test=test, plots=plots, export=meta.export,
+        leaf_gate=(meta.leaf_gate or {}).get("report"), field=meta.field_training, field_proxy=field_proxy,
     )
 
 
@@ -96,11 +95,11 @@ def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]
     return lines
 
 
-def write_cards(names: list[str], out_dir: str | Path, namespace: str = "cropdx") -> list[Path]:
+def write_cards(releases: Releases, names: list[str], out_dir: str | Path, namespace: str = "cropdx") -> list[Path]:
     """Each release's README.md (the Hub card) and a copy in `out_dir` with plot links into the release."""
     written = []
     for name in names:
-        model_dir = resolve_model(name)
+        model_dir = releases.path(name)
         repo_id = f"{namespace}/{name}"
         build_card(model_dir, repo_id).save(model_dir / "README.md")
         copy = Path(out_dir) / f"{name}.md"

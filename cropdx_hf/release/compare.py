@@ -10,12 +10,10 @@ import torch
 from matplotlib.figure import Figure
 
 from cropdx_hf.inference.predictor import Predictor
-from cropdx_hf.release.export import latency_ms
-from cropdx_hf.release.registry import describe_release, export_dir, release_names, resolve_model
-
-WITHIN_POINTS = 1.0  # macro-F1 points from the best that still count as "as good"
-RULE = (f"the smallest model (parameters) whose test macro-F1 is within {WITHIN_POINTS:g} point of the best; "
-        "ties go to the lower p50 latency")
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.release.cards import EVAL_DIR, FIELD_PROXY_DIR
+from cropdx_hf.release.registry import RECOMMENDATION, Releases
+from cropdx_hf.release.timing import latency_summary, timed
 
 
 def cpu_latency(model_dir: Path, runs: int = 50, warmup: int = 10, threads: int = 2) -> dict[str, float]:
@@ -24,44 +22,49 @@ def cpu_latency(model_dir: Path, runs: int = 50, warmup: int = 10, threads: int 
     predictor = Predictor.from_folder(model_dir)
     x = torch.randn(1, *predictor.model.pretrained_cfg["input_size"])
     with torch.inference_mode():
-        return latency_ms(predictor.model, x, runs=runs, warmup=warmup)
+        return latency_summary(timed(lambda: predictor.model(x), runs, warmup))
 
 
 def _file_mb(path: Path) -> float | None:
     return round(path.stat().st_size / 1e6, 2) if path.is_file() else None
 
 
-def compare_releases(names: list[str] | None = None, runs: int = 50) -> dict[str, Any]:
+def compare_releases(releases: Releases, runs: int = 50) -> dict[str, Any]:
+    """Each release's size, lab and field-proxy test metrics and eager CPU latency, and the recommended one."""
     rows = []
-    for name in names or release_names():
-        info = describe_release(name)
+    for name in releases.names():
+        info = releases.describe(name, recommend=False)
         test = info["test_metrics"] or {}
-        exports = export_dir(name)
+        proxy_file = releases.path(name) / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json"
+        proxy = json.loads(proxy_file.read_text()) if proxy_file.is_file() else {}
+        exports = releases.export_dir(name) if releases.exports_dir else None
         rows.append({
             "name": name, "backbone": info["backbone"], "stands_in_for": info["stands_in_for"],
             "params": info["params"], "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
-            "safetensors_mb": info["size_mb"], "onnx_mb": _file_mb(exports / "model.onnx"),
-            "int8_mb": _file_mb(exports / "model_int8.onnx"),
-            **cpu_latency(resolve_model(name), runs=runs),
+            "field_proxy_accuracy": proxy.get("accuracy"), "field_proxy_top3": proxy.get("top3_accuracy"),
+            "safetensors_mb": info["size_mb"], "onnx_mb": _file_mb(exports / ONNX_FP32) if exports else None,
+            "int8_mb": _file_mb(exports / ONNX_INT8) if exports else None,
+            **cpu_latency(releases.path(name), runs=runs),
         })
+    pick = next(r for r in rows if r["name"] == releases.recommended())
     best = max(r["macro_f1"] for r in rows)
-    eligible = [r for r in rows if (best - r["macro_f1"]) * 100 <= WITHIN_POINTS]
-    pick = min(eligible, key=lambda r: (r["params"], r["p50_ms"]))
-    return {"models": rows, "recommended": pick["name"], "rule": RULE,
+    return {"models": rows, "recommended": pick["name"], "rule": RECOMMENDATION,
             "reason": f"{pick['name']}: macro-F1 {pick['macro_f1']:.4f} vs best {best:.4f}, "
-                      f"{pick['params'] / 1e6:.2f} M parameters, p50 {pick['p50_ms']} ms"}
+                      f"{pick['params'] / 1e6:.2f} M parameters"}
 
 
 def write_comparison(result: dict[str, Any], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
-    header = ("| model | stands in for | params | test accuracy | test macro-F1 | safetensors MB | ONNX MB | "
-              "INT8 MB | p50 ms | p95 ms |")
-    lines = ["# Released models compared", "", header, "|" + "---|" * 10]
+    header = ("| model | stands in for | params | test accuracy | test macro-F1 | field proxy top-1 / top-3 | "
+              "safetensors MB | ONNX MB | INT8 MB | p50 ms | p95 ms |")
+    lines = ["# Released models compared", "", header, "|" + "---|" * 11]
     for r in result["models"]:
+        proxy = (f"{r['field_proxy_accuracy']:.4f} / {r['field_proxy_top3']:.4f}" if r["field_proxy_accuracy"]
+                 is not None else "–")
         cells = [r["name"], r["stands_in_for"], f"{r['params'] / 1e6:.2f} M", f"{r['accuracy']:.4f}",
-                 f"{r['macro_f1']:.4f}", r["safetensors_mb"], r["onnx_mb"] or "–", r["int8_mb"] or "–",
+                 f"{r['macro_f1']:.4f}", proxy, r["safetensors_mb"], r["onnx_mb"] or "–", r["int8_mb"] or "–",
                  r["p50_ms"], r["p95_ms"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Latency: eager PyTorch, batch 1, 2 CPU threads, 10 warm-up runs excluded, 50 timed.", "",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,9 @@ import numpy as np
 
 from cropdx_hf.data.loading import LeafDataset
 from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, GATE_EXPORT_REPORT, OnnxPredictor
-from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config, update_metadata
+from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS
+from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.release.timing import latency_summary, timed
 
 CALIBRATION_IMAGES = 128
 GATE_CHECK_IMAGES = 64  # photos the exported gate is compared with the PyTorch gate on
@@ -84,14 +85,9 @@ def quantize(out_dir: Path, setup: Int8Setup, calibration: np.ndarray, file_name
     return target
 
 
-def latency_ms(run, sample: np.ndarray, runs: int = 50, warmup: int = 10) -> dict[str, float]:
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        run(sample)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p95_ms": round(float(np.percentile(times, 95)), 2)}
+def latency_ms(run: Callable[[np.ndarray], object], sample: np.ndarray, runs: int = 50) -> dict[str, float]:
+    """Batch-1 latency of one ONNX session on `sample`."""
+    return latency_summary(timed(lambda: run(sample), runs))
 
 
 def _logits(predictor: OnnxPredictor, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -224,8 +220,8 @@ def _choose(best, out: Path, fp32: dict[str, Any]) -> dict[str, Any]:
 
 def record_in_release(model_dir: str | Path, report: dict[str, Any]) -> None:
     """The verified export figures go into the release's config (and so its card), with what a rebuild needs."""
-    summary = {key: report[key] for key in ("fp32", "int8", "verify_images", "calibration_photos")}
-    update_metadata(model_dir, {"export": summary})
+    ReleaseMetadata.update(model_dir, export={key: report[key] for key in ("fp32", "int8", "verify_images",
+                                                                           "calibration_photos")})
 
 
 def is_current(model_dir: str | Path, out_dir: str | Path, gate_dir: str | Path) -> bool:
@@ -234,7 +230,7 @@ def is_current(model_dir: str | Path, out_dir: str | Path, gate_dir: str | Path)
     if not report.is_file() or json.loads(report.read_text()).get("weights_sha256") != file_sha256(
             Path(model_dir) / WEIGHTS):
         return False
-    gate = read_config(model_dir).get("cropdx", {}).get("leaf_gate")
+    gate = ReleaseMetadata.read(model_dir).leaf_gate
     return not gate or (gate_report.is_file() and json.loads(gate_report.read_text()).get("gate_sha256")
                         == gate["sha256"])
 
@@ -253,19 +249,19 @@ def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path
     calibration_rows = calibration_data.rows if calibration_data else select_split(data, model_dir / "split.csv",
                                                                                      "train")
     calibration = calibration_sample(calibration_rows if len(calibration_rows) else data.rows)
-    meta = read_config(model_dir).get("cropdx", {})
+    meta = ReleaseMetadata.read(model_dir)
     if rebuild:
-        if "export" not in meta:
+        if not meta.export:
             raise ValueError(f"{model_dir}: no recorded export to rebuild; run `cropdx export` on its data first")
-        report = rebuild_export(model_dir, out_dir, meta["export"], calibration, photos, reference.logits)
+        report = rebuild_export(model_dir, out_dir, meta.export, calibration, photos, reference.logits)
     else:
         report = export_model(model_dir, out_dir, calibration, photos, reference.labels, reference.logits)
         if record:
             record_in_release(model_dir, report)
-    if meta.get("leaf_gate"):
+    if meta.leaf_gate:
         gate_report = Path(gate_dir) / GATE_EXPORT_REPORT
         exported = json.loads(gate_report.read_text()).get("gate_sha256") if gate_report.is_file() else None
-        if exported != meta["leaf_gate"]["sha256"]:
-            export_gate(model_dir / meta["leaf_gate"]["file"], gate_dir, photos[:GATE_CHECK_IMAGES])
+        if exported != meta.leaf_gate["sha256"]:
+            export_gate(model_dir / meta.leaf_gate["file"], gate_dir, photos[:GATE_CHECK_IMAGES])
         report["gate"] = json.loads(gate_report.read_text())
     return report

@@ -15,15 +15,16 @@ from huggingface_hub.errors import HfHubHTTPError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import Timeout
 
+import cropdx_hf
 from cropdx_hf.errors import HubError
-from cropdx_hf.gate.leaf_gate import GATE_FILE
+from cropdx_hf.gate.leaf_gate import GATE_FILE, GATE_FOLDER
 from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX
 from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, read_config
-from cropdx_hf.release.registry import GATE_EXPORT, export_dir
+from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.release.registry import Releases
 
 SKIP_DIRS = {"checkpoints", "runs", "__pycache__"}
 ONNX_FILES = (ONNX_FP32, ONNX_INT8, "config.json", "preprocessor_config.json", "export_metrics.json")
-SPACE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _files(folder: Path, prefix: str = "") -> list[CommitOperationAdd]:
@@ -61,44 +62,40 @@ def _self_contained(model_dir: Path) -> list[CommitOperationAdd]:
     pointing at that copy: a pushed repo needs nothing beside it."""
     operations = _files(model_dir)
     config = read_config(model_dir)
-    reference = config.get("cropdx", {}).get("leaf_gate")
-    if reference:
+    metadata = ReleaseMetadata.from_config(config)
+    if metadata.leaf_gate:
         operations = [op for op in operations if op.path_in_repo != CONFIG]
-        operations.append(CommitOperationAdd(GATE_FILE, str(model_dir / reference["file"])))
-        config["cropdx"]["leaf_gate"] = {**reference, "file": GATE_FILE}
+        operations.append(CommitOperationAdd(GATE_FILE, str(model_dir / metadata.leaf_gate["file"])))
+        metadata.leaf_gate = {**metadata.leaf_gate, "file": GATE_FILE}
+        config["cropdx"] = metadata.to_config()
         operations.append(CommitOperationAdd(CONFIG, json.dumps(config, indent=2).encode()))
     return operations
 
 
-def push_model(model_dir: Path, repo_id: str, revision: str | None = None, private: bool = False,
-               exports: Path | None = None) -> str:
-    """Push a model folder, its leaf gate and its exports (under onnx/); tag `revision` when given. Returns the
-    commit id."""
+def push_model(model_dir: Path, repo_id: str, exports: Path | None = None, revision: str | None = None,
+               private: bool = False, gate_exports: Path | None = None) -> str:
+    """Push a model folder with its leaf gate, and its ONNX exports (under onnx/) when given; tag `revision` when
+    given. Returns the commit id."""
     api = _api()
-    exports = exports or export_dir(model_dir.name)
     operations = _self_contained(model_dir)
-    if exports.is_dir():
-        operations += [CommitOperationAdd(f"onnx/{name}", str(exports / name))
-                       for name in ONNX_FILES if (exports / name).is_file()]
-    gate_exports = export_dir(GATE_EXPORT)
-    operations += [CommitOperationAdd(f"onnx/{name}", str(gate_exports / name))
-                   for name in (GATE_ONNX, GATE_EXPORT_REPORT) if (gate_exports / name).is_file()]
+    for folder, names in ((exports, ONNX_FILES), (gate_exports, (GATE_ONNX, GATE_EXPORT_REPORT))):
+        if folder is not None and folder.is_dir():
+            operations += [CommitOperationAdd(f"onnx/{name}", str(folder / name))
+                           for name in names if (folder / name).is_file()]
     commit = _commit(api, repo_id, "model", operations, f"cropdx: push {model_dir.name}", private)
     if revision:
         api.create_tag(repo_id, tag=revision, revision=commit, exist_ok=True)
     return commit
 
 
-def push_space(repo_id: str, private: bool = False, models: list[str] | None = None) -> str:
-    """The Space folder plus what app.py imports: the cropdx_hf package and the released models."""
-    from cropdx_hf.release.registry import MODELS_DIR, release_names
-
-    operations = _files(SPACE_ROOT / "space") + _files(SPACE_ROOT / "cropdx_hf", "cropdx_hf/")
-    for name in models or release_names():
-        operations += _files(MODELS_DIR / name, f"models/{name}/")
-    if (MODELS_DIR / GATE_EXPORT).is_dir():  # the gate the releases share, where their configs point
-        operations += _files(MODELS_DIR / GATE_EXPORT, f"models/{GATE_EXPORT}/")
-    for name in [*(models or release_names()), GATE_EXPORT]:  # ONNX files: the Space serves them
-        if export_dir(name).is_dir():
-            operations += _files(export_dir(name), f"exports/{name}/")
+def push_space(repo_id: str, space_dir: Path, releases: Releases, private: bool = False) -> str:
+    """The Space folder plus what app.py needs beside it: the cropdx_hf package, the releases with their shared
+    leaf gate (models/), and their ONNX exports (exports/), which the Space serves."""
+    package = Path(cropdx_hf.__file__).parent
+    operations = _files(space_dir) + _files(package, "cropdx_hf/")
+    for name in [*releases.names(), GATE_FOLDER]:
+        if (releases.models_dir / name).is_dir():
+            operations += _files(releases.models_dir / name, f"models/{name}/")
+        if releases.exports_dir and (releases.exports_dir / name).is_dir():
+            operations += _files(releases.exports_dir / name, f"exports/{name}/")
     return _commit(_api(), repo_id, "space", operations, "cropdx: push Space", private, space_sdk="gradio")

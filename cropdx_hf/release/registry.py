@@ -1,24 +1,33 @@
-"""The released models committed under models/, and resolution of `--model NAME_OR_DIR`."""
+"""Where models come from: a model folder, a release of a models folder, or a Hub repo id. Torch-free.
+
+A models folder holds one sub-folder per release and the leaf gate they share (leaf_gate/). Nothing here looks
+for one on its own: the folder is given (`--models-dir`, or the CROPDX_MODELS variable), and so is the folder
+of ONNX exports (`--exports-dir`, CROPDX_EXPORTS). The repository's scripts and Space point them at its own
+models/ and exports/.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 
-from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.errors import ModelFolderError, UnknownModelError
+from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.modeling.config import CONFIG, WEIGHTS, read_config
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
-_ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = Path(os.environ.get("CROPDX_MODELS_DIR", _ROOT / "models"))
-EXPORTS_DIR = _ROOT / "exports"  # ONNX files: reproducible by `cropdx export`, never committed
-GATE_EXPORT = "leaf_gate"  # exports/leaf_gate: the releases' shared gate as ONNX
-DEFAULT_MODEL = "efficientnet_lite0"
-# Each release stands in for a backbone that has no offline ImageNet weights here (README, "Releases").
+MODELS_ENV, EXPORTS_ENV = "CROPDX_MODELS", "CROPDX_EXPORTS"
+DEFAULT_RELEASE = "efficientnet_lite0"  # what `--model` means when it is not given
+WITHIN_POINTS = 1.0  # test macro-F1 points from the best that still count as "as good"
+RECOMMENDATION = (f"the smallest release (parameters) whose test macro-F1 is within {WITHIN_POINTS:g} point of the "
+                  "best")
+# Each release stands in for a backbone that has no offline ImageNet weights here (README, "Models").
 STANDS_IN_FOR = {
     "efficientnet_lite0": "efficientnet_b0",
     "mobilenetv2_100": "mobilenetv3_small_100",
@@ -26,39 +35,84 @@ STANDS_IN_FOR = {
 }
 
 
-def release_names() -> list[str]:
-    if not MODELS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / CONFIG).is_file() and (p / WEIGHTS).is_file())
+@dataclass(frozen=True)
+class Releases:
+    """A models folder, and the folder its releases' ONNX exports go to (when there is one)."""
+
+    models_dir: Path
+    exports_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, models_dir: str | Path | None = None, exports_dir: str | Path | None = None
+                      ) -> Releases | None:
+        """The given folders, else those of CROPDX_MODELS and CROPDX_EXPORTS; None without a models folder."""
+        models = models_dir or os.environ.get(MODELS_ENV)
+        exports = exports_dir or os.environ.get(EXPORTS_ENV)
+        if not models:
+            return None
+        if not Path(models).is_dir():
+            raise ModelFolderError(f"{models}: no such models folder")
+        return cls(Path(models), Path(exports) if exports else None)
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.models_dir.iterdir() if (p / CONFIG).is_file() and (p / WEIGHTS).is_file())
+
+    def path(self, name: str) -> Path:
+        if name not in self.names():
+            raise UnknownModelError(name, self.names())
+        return self.models_dir / name
+
+    def export_dir(self, name: str) -> Path:
+        if self.exports_dir is None:
+            raise ModelFolderError(f"no exports folder: pass --exports-dir or set {EXPORTS_ENV}")
+        return self.exports_dir / name
+
+    @property
+    def gate_dir(self) -> Path:
+        return self.models_dir / GATE_FOLDER
+
+    def recommended(self) -> str:
+        """The release chosen by RECOMMENDATION, from each release's measured test metrics."""
+        rows = {name: self.describe(name, recommend=False) for name in self.names()}
+        scores = {name: (row["test_metrics"] or {}).get("macro_f1", 0.0) for name, row in rows.items()}
+        best = max(scores.values())
+        return min((name for name in rows if (best - scores[name]) * 100 <= WITHIN_POINTS),
+                   key=lambda name: rows[name]["params"])
+
+    def describe(self, name: str, recommend: bool = True) -> dict[str, Any]:
+        """What `cropdx models --json` lists: measured test metrics straight from the release's metrics.json."""
+        folder = self.path(name)
+        config = read_config(folder)
+        metrics_file = folder / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        return {
+            "name": name,
+            "path": str(folder),
+            "backbone": ReleaseMetadata.from_config(config).backbone,
+            "architecture": config["architecture"],
+            "stands_in_for": STANDS_IN_FOR.get(name),
+            "default": name == DEFAULT_RELEASE,
+            "recommended": name == self.recommended() if recommend else None,
+            "params": count_parameters(folder / WEIGHTS),
+            "size_mb": round((folder / WEIGHTS).stat().st_size / 1e6, 2),
+            "input_size": config["pretrained_cfg"]["input_size"],
+            "test_metrics": metrics.get("test"),
+        }
 
 
-def export_dir(name: str) -> Path:
-    return EXPORTS_DIR / name
-
-
-def recommended_model() -> str:
-    """The model `cropdx compare` recommends, else the default release."""
-    compare = _ROOT / "reports" / "compare" / "compare.json"
-    if compare.is_file():
-        name = json.loads(compare.read_text())["recommended"]
-        if name in release_names():
-            return name
-    return DEFAULT_MODEL
-
-
-def resolve_model(name_or_dir: str | Path | None = None) -> Path:
-    """A release name, a model folder, or a Hub repo id (`org/name`, downloaded or read from the HF cache);
-    None means the default release."""
-    name = str(name_or_dir or DEFAULT_MODEL)
+def resolve_model(name_or_dir: str | Path | None, releases: Releases | None = None) -> Path:
+    """A model folder, a release of `releases`, or a Hub repo id (`org/name`, downloaded or read from the HF
+    cache); None means the default release."""
+    name = str(name_or_dir or DEFAULT_RELEASE)
     if Path(name).is_dir():
         return Path(name)
-    if name in release_names():
-        return MODELS_DIR / name
+    if releases is not None and name in releases.names():
+        return releases.path(name)
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return _from_hub(name)
-    raise ModelFolderError(
-        f"{name}: neither a model folder nor a release name (releases: {', '.join(release_names()) or 'none'})"
-    )
+    where = (f"releases in {releases.models_dir}: {', '.join(releases.names()) or 'none'}" if releases else
+             f"release names need a models folder: pass --models-dir or set {MODELS_ENV}")
+    raise ModelFolderError(f"{name}: neither a model folder nor a release name ({where})")
 
 
 def _from_hub(repo_id: str) -> Path:
@@ -78,25 +132,3 @@ def count_parameters(weights: Path) -> int:
     with safe_open(weights, "np") as f:  # header only; "np" keeps torch out of the ONNX path
         shapes = [f.get_slice(k).get_shape() for k in f.keys() if not k.endswith(buffers)]
     return int(sum(math.prod(shape) for shape in shapes))
-
-
-def describe_release(name: str) -> dict[str, Any]:
-    """What `cropdx models --json` lists: measured test metrics straight from the release's metrics.json."""
-    folder = MODELS_DIR / name
-    config = read_config(folder)
-    metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    meta = config.get("cropdx", {})
-    return {
-        "name": name,
-        "path": str(folder),
-        "backbone": meta.get("backbone"),
-        "architecture": config["architecture"],
-        "stands_in_for": STANDS_IN_FOR.get(name),
-        "default": name == DEFAULT_MODEL,
-        "recommended": name == recommended_model(),
-        "params": count_parameters(folder / WEIGHTS),
-        "size_mb": round((folder / WEIGHTS).stat().st_size / 1e6, 2),
-        "input_size": config["pretrained_cfg"]["input_size"],
-        "test_metrics": metrics.get("test"),
-    }

@@ -32,22 +32,18 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from cropdx_hf.data.loading import dataset_fingerprint, load_extra_rows, load_leaf_dataset
 from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.evaluation.predictions import classification_metrics, evaluate_rows, predict_logits
+from cropdx_hf.evaluation.predictions import predict_logits
+from cropdx_hf.evaluation.scores import classification_metrics, evaluate_rows
 from cropdx_hf.field.composite import FieldStyle, FieldViews
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
-from cropdx_hf.modeling.transforms import (
-    batch_transform,
-    data_config,
-    eval_transform,
-    field_train_transform,
-    set_preprocessing,
-    train_transform,
-)
+from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.config import TrainConfig
 from cropdx_hf.training.feature_cache import cache_activations
+from cropdx_hf.training.views import field_train_transform, train_transform
 from cropdx_hf.training.weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
@@ -136,7 +132,7 @@ class StagedTrainer:
         # training views at image_size; validation and the saved model at the evaluation size and crop, which may
         # be larger: RandomResizedCrop shows leaves smaller than a centre crop does, and evaluating a little above
         # the training size undoes that (FixRes, Touvron et al. 2019, arXiv:1906.06423)
-        self.train_config = data_config(self.model, cfg.image_size)
+        self.train_data_config = data_config(self.model, cfg.image_size)
         self.eval_config = data_config(self.model, cfg.eval_image_size or cfg.image_size, cfg.eval_crop_pct)
         self.history: dict[str, dict] = {}
         self._caches: dict[str, object] | None = None
@@ -267,11 +263,11 @@ class StagedTrainer:
                       "batch_size": self.cfg.cache_batch_size}
             views = self.views_per_photo()
             lab = len(self.splits["train"])
-            train = cache_activations(trunk, self.splits["train"], self.train_view_transform(self.train_config),
+            train = cache_activations(trunk, self.splits["train"], self.train_view_transform(self.train_data_config),
                                       views=views[:lab], desc="caching train views", **common)
             if self.extra:
-                train += cache_activations(trunk, self.extra, train_transform(self.train_config), views=views[lab:],
-                                           desc="caching extra train views", **common)
+                train += cache_activations(trunk, self.extra, train_transform(self.train_data_config),
+                                           views=views[lab:], desc="caching extra train views", **common)
             validation = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
                                            desc="caching validation", **common)
             self._caches = {"train": train, "validation": validation}
@@ -314,7 +310,7 @@ class StagedTrainer:
 
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
-        train_cfg = data_config(self.model, self.cfg.full_image_size or self.train_config["input_size"][-1])
+        train_cfg = data_config(self.model, self.cfg.full_image_size or self.train_data_config["input_size"][-1])
         train = self.splits["train"].with_transform(batch_transform(self.train_view_transform(train_cfg)))
         if self.extra:
             train = ConcatDataset([train, self.extra.with_transform(batch_transform(train_transform(train_cfg)))])
@@ -343,17 +339,17 @@ class StagedTrainer:
             measured["field_proxy"] = {split: evaluate_rows(self.model, self.scenes.proxy(self.splits[split]),
                                                             device=self.device) for split in ("validation", "test")}
         metrics = {**measured, "stages": self.history, "train_seconds": round(seconds, 1)}
-        metadata = {"backbone": self.cfg.backbone, "training": asdict(self.cfg),
-                    "data_fingerprint": self.data.fingerprint, "split_file": "split.csv",
-                    "split_sizes": {k: len(v) for k, v in self.splits.items()}, "metrics": measured}
+        metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=asdict(self.cfg),
+                                   data_fingerprint=self.data.fingerprint, split_file="split.csv",
+                                   split_sizes={k: len(v) for k, v in self.splits.items()}, metrics=measured)
         if self.extra:
             labels = [self.data.class_names[i] for i in self.extra["label"]]
-            metadata["extra_data"] = {"sources": self.cfg.extra_data, "photos": len(self.extra),
-                                      "fingerprint": dataset_fingerprint(self.extra["sha256"], labels)}
+            metadata.extra_data = {"sources": self.cfg.extra_data, "photos": len(self.extra),
+                                   "fingerprint": dataset_fingerprint(self.extra["sha256"], labels)}
         if self.scenes:
-            metadata["field"] = {"style": asdict(FieldStyle(lab_share=self.cfg.field_lab_share)),
-                                 "train_backgrounds": self.scenes.train_bank.fingerprint,
-                                 "proxy_backgrounds": self.scenes.proxy_bank.fingerprint}
+            metadata.field_training = {"style": asdict(FieldStyle(lab_share=self.cfg.field_lab_share)),
+                                       "train_backgrounds": self.scenes.train_bank.fingerprint,
+                                       "proxy_backgrounds": self.scenes.proxy_bank.fingerprint}
         save_model_folder(self.model.to("cpu"), out, self.data.class_names, metadata)
         if self.split_csv.resolve() != (out / "split.csv").resolve():
             shutil.copy(self.split_csv, out / "split.csv")

@@ -1,33 +1,30 @@
-"""The service behind the Space: loaded models, one diagnosis call, Prometheus metrics and the REST API.
+"""The service behind the Space: loaded models, one diagnosis call and its Prometheus metrics.
 
 Each model is served by ONNX Runtime from its export (INT8 where the export's verification qualified it) with
 the exported leaf gate; a model without an export is served by PyTorch, and the log says so at start-up.
-PyTorch is imported only for that, or when someone asks for Grad-CAM. The Gradio page lives in space/app.py.
+PyTorch is imported only for that, or when someone asks for Grad-CAM.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, File, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
 from PIL import Image
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.diagnosis import Diagnosis
-from cropdx_hf.inference.images import MAX_BYTES, ImageError, load_image
+from cropdx_hf.inference.images import ImageError, load_image
 from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, OnnxPredictor
-from cropdx_hf.labels import get_class
 from cropdx_hf.modeling.config import ONNX_INT8, read_config
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
+GATE_EXPORT = "leaf_gate"  # the sub-folder of the exports folder that holds the releases' shared gate
 
 
 class Service:
@@ -53,8 +50,6 @@ class Service:
     def _load(self, name: str, model_dir: Path, backend: str):
         export = self.exports_dir / name if self.exports_dir else None
         if backend != "torch" and export is not None and (export / EXPORT_REPORT).is_file():
-            from cropdx_hf.release.registry import GATE_EXPORT
-
             predictor = OnnxPredictor.for_release(model_dir, export, self.exports_dir / GATE_EXPORT, self.threads)
             precision = "INT8" if predictor.file_name == ONNX_INT8 else "fp32"
             self.backends[name] = f"onnxruntime ({precision} classifier{', ONNX leaf gate' if predictor.gate else ''})"
@@ -110,80 +105,8 @@ class Service:
     def version(self, name: str | None = None) -> dict[str, Any]:
         name = self.check(name)
         config = read_config(self.dirs[name])
-        meta = config.get("cropdx", {})
+        meta = ReleaseMetadata.from_config(config)
         return {"model": name, "architecture": config["architecture"], "classes": config["label_names"],
-                "data_fingerprint": meta.get("data_fingerprint"), "temperature": meta.get("temperature"),
-                "threshold": meta.get("threshold"), "test_metrics": meta.get("metrics", {}).get("test"),
+                "data_fingerprint": meta.data_fingerprint, "temperature": meta.temperature,
+                "threshold": meta.threshold, "test_metrics": (meta.metrics or {}).get("test"),
                 "backend": self.backends[name], "available": list(self.dirs)}
-
-
-def build_api(service: Service) -> FastAPI:
-    api = FastAPI(title="cropdx", description="Tomato, potato and bell-pepper leaf diagnosis")
-
-    @api.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "models": list(service.dirs), "default": service.default}
-
-    @api.get("/model/version")
-    def version(model: Annotated[str | None, Query()] = None) -> JSONResponse:
-        try:
-            return JSONResponse(service.version(model))
-        except UnknownModelError as exc:
-            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
-
-    @api.post("/predict")
-    def predict(file: Annotated[UploadFile, File()], model: Annotated[str | None, Query()] = None) -> JSONResponse:
-        data = file.file.read(MAX_BYTES + 1)
-        if len(data) > MAX_BYTES:
-            return JSONResponse({"error": f"upload over the {MAX_BYTES // 2**20} MB limit"}, status_code=413)
-        try:
-            return JSONResponse(service.diagnose(data, model, "rest", file.filename or "the upload").to_dict())
-        except UnknownModelError as exc:
-            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
-        except ImageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @api.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
-
-    return api
-
-
-def inline_image(image: Image.Image, caption: str) -> str:
-    """HTML with the image as a data URI: nothing derived from a photo is written to disk."""
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<figure><img src="data:image/jpeg;base64,{data}" alt="{caption}"><figcaption>{caption} (Grad-CAM)' \
-           "</figcaption></figure>"
-
-
-def top3_labels(result: Diagnosis) -> dict[str, float]:
-    return {get_class(p["class_name"]).display_name: p["probability"] for p in result.predictions}
-
-
-def render_card(result: Diagnosis) -> str:
-    """Markdown for the page: the treatment card, or why to retake the photo and how."""
-    if result.status != "diagnosed":
-        lines = [f"### {result.message}", "", *[f"- {tip}" for tip in result.tips]]
-        if result.quality and result.quality.failed:
-            lines += ["", "**Photo checks that failed:** " + "; ".join(
-                f"{c.name.replace('_', ' ')} ({', '.join(f'{k} {v}' for k, v in c.measured.items())})"
-                for c in result.quality.failed)]
-        return "\n".join(lines)
-    t = result.treatment
-    lines = [f"## {t['crop']}: {t['disease']}", ""]
-    if t["healthy"]:
-        lines += ["**No treatment needed.** Care tips:", "", *[f"- {a}" for a in t["actions"]]]
-    else:
-        lines += [f"**Cause:** {t['cause']}", "", f"**Severity:** {t['severity']} · **Urgency:** {t['urgency']}",
-                  "", "**What to do**", "", *[f"- {a}" for a in t["actions"]]]
-        if t["active_ingredients"]:
-            lines += ["", "**Active ingredients** (by class, no brands)", "",
-                      *[f"- {i['name']}: {i['class']}" + (f" ({i['note']})" if i.get("note") else "")
-                        for i in t["active_ingredients"]]]
-        lines += ["", "**Caveats**", "", *[f"- {c}" for c in t["caveats"] + t["verify"]]]
-    lines += ["", "**Sources:** " + ", ".join(f"[{s['code']}]({s['url']})" for s in t["sources"]), "",
-              f"*{t['disclaimer']}*"]
-    return "\n".join(lines)
