@@ -21,7 +21,7 @@ from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.inference.images import ImageError
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, read_config
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
-from cropdx_hf.training.config import TrainConfig
+from cropdx_hf.training.config import ARGUMENT_GROUPS, TrainConfig
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
@@ -357,9 +357,11 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     if with_train_options:
         from transformers import HfArgumentParser
 
-        parents = [HfArgumentParser(TrainConfig, add_help=False)]
+        parents = [HfArgumentParser(ARGUMENT_GROUPS, add_help=False)]
     train = sub.add_parser("train", help="fine-tune a backbone with the three-stage recipe", parents=parents)
     train.add_argument("--config", help="YAML file of train options (configs/<release>.yaml); flags override it")
+    for action in train._actions:  # HfArgumentParser takes both spellings; show the dashed one, as elsewhere
+        action.option_strings.sort(key=lambda option: "_" in option)
     train.set_defaults(func=_train)
     return parser
 

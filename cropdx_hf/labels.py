@@ -67,7 +67,7 @@ def _normalize(name: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", name.lower()))
 
 
-_BY_NORMALIZED = {_normalize(n): c.id for c in CLASSES for n in (c.id, *c.aliases)}
+_BY_NORMALIZED = {_normalize(n): c.id for c in CLASSES for n in (c.id, c.display_name, *c.aliases)}
 
 
 def get_class(class_id: str) -> CropClass:

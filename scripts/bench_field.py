@@ -57,7 +57,7 @@ def through_the_product(predictor: Predictor, rows, labels: np.ndarray | None = 
     statuses = Counter(d.status for d in results)
     out = {f"{status}_share": statuses[status] / len(results) for status in ("not_a_leaf", "retake", "diagnosed")}
     if labels is not None:
-        names = predictor.label_names
+        names = predictor.class_ids
         right = [d.predictions[0]["class_name"] == names[y] for d, y in zip(results, labels, strict=True)
                  if d.status == "diagnosed"]
         out["answered_accuracy"] = float(np.mean(right)) if right else float("nan")

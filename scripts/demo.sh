@@ -5,6 +5,8 @@
 # MODEL may be a Hub id).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the checkout's releases and ONNX exports: what release names and `cropdx export` refer to
+export CROPDX_MODELS="$PWD/models" CROPDX_EXPORTS="$PWD/exports"
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
 for release in $(.venv/bin/cropdx models --names); do

@@ -4,6 +4,8 @@
 # and example reports. Every figure they hold is measured here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the checkout's releases and ONNX exports: what release names and `cropdx export` refer to
+export CROPDX_MODELS="$PWD/models" CROPDX_EXPORTS="$PWD/exports"
 DATA=${DATA:-../shared/data/plantvillage}
 FIELD=${FIELD:-field_photos}
 RELEASES=${RELEASES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lite2}

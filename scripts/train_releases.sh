@@ -10,6 +10,8 @@
 # On a lent GPU machine: EXTRA="--device cuda --batch_size 128" bash scripts/train_releases.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the checkout's releases and ONNX exports: what release names and `cropdx export` refer to
+export CROPDX_MODELS="$PWD/models" CROPDX_EXPORTS="$PWD/exports"
 DATA=${DATA:-../shared/data/plantvillage}
 FIELD=${FIELD:-field_photos}
 LAB_RELEASES=${LAB_RELEASES:-5e4f322}

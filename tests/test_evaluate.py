@@ -10,7 +10,7 @@ import yaml
 from cropdx_hf.cli import main
 from cropdx_hf.evaluation.calibrate import calibrate
 from cropdx_hf.evaluation.predictions import predict_split
-from cropdx_hf.modeling.config import read_config
+from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.release.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from tests.conftest import LEAVES
 
@@ -33,7 +33,7 @@ def test_calibration_is_stored_in_the_model_config(evaluated):
 
 def test_evaluate_writes_metrics_plots_and_a_computed_report(evaluated):
     model_dir, m = evaluated
-    assert m["n"] == 45 and set(m["per_class"]) <= set(read_config(model_dir)["label_names"])
+    assert m["n"] == 45 and set(m["per_class"]) <= set(class_ids(read_config(model_dir)))
     for key in ("accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "ece_before_calibration",
                 "ece_after_calibration"):
         assert 0.0 <= m[key] <= 1.0, key

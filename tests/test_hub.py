@@ -148,8 +148,7 @@ def test_four_loaders_without_cropdx_agree_on_the_top3(hub, pushed, tmp_path):
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     ours = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE))
     expected = [[p.class_name for p in ours.predict(image)] for image in IMAGES]
-    assert loaded["timm"] == expected  # timm reads label_names: the class ids
-    for loader in ("pipeline", "auto", "onnx"):  # transformers' consumers read id2label: the display names
+    for loader in ("pipeline", "auto", "timm", "onnx"):  # each shows the display names of label_names
         assert loaded[loader] == [[display_name(c) for c in row] for row in expected], loader
 
 
@@ -169,6 +168,6 @@ def test_push_space_uploads_the_app_with_its_library_and_models(hub, pushed):
     assert result.returncode == 0, result.stderr[-2000:]
     space = hub.repo("cropdx-test/leaf-doctor", "space")
     files = set(space.commits[-1].files)
-    assert {"app.py", "README.md", "requirements.txt", "cropdx_hf/serving.py",
+    assert {"app.py", "README.md", "requirements.txt", "cropdx_hf/serving/service.py",
             f"models/{DEFAULT_RELEASE}/model.safetensors"} <= files
     assert not any("__pycache__" in f for f in files)

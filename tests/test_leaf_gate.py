@@ -15,6 +15,7 @@ from cropdx_hf.gate.fit import NEGATIVES_REJECTED, attach_gate, features_of, fit
 from cropdx_hf.gate.leaf_gate import GATE_FILE, RETIRED_FILE, LeafGate, gate_for_model, gate_reference
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import read_config
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 from tests.conftest import LEAVES
 
 
@@ -55,16 +56,16 @@ def test_a_release_names_its_gate_by_path_and_hash(features, tmp_path, caplog):
     path = fit_gate(*features)[0].save(gate_dir)
     reference = gate_reference(model_dir, path)
     assert reference["file"] == "../leaf_gate/leaf_gate.safetensors"
-    assert gate_for_model(model_dir, {"leaf_gate": reference}).threshold == pytest.approx(
+    assert gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference)).threshold == pytest.approx(
         LeafGate.load(path).threshold)
     with pytest.raises(ModelFolderError, match="sha256 differs"):
-        gate_for_model(model_dir, {"leaf_gate": {**reference, "sha256": "0" * 64}})
+        gate_for_model(model_dir, ReleaseMetadata(leaf_gate={**reference, "sha256": "0" * 64}))
     path.unlink()
     with pytest.raises(ModelFolderError, match="missing"):
-        gate_for_model(model_dir, {"leaf_gate": reference})
+        gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference))
     (model_dir / RETIRED_FILE).write_bytes(b"old")
     with caplog.at_level(logging.WARNING):
-        assert gate_for_model(model_dir, {}) is None
+        assert gate_for_model(model_dir, ReleaseMetadata()) is None
     assert "retired" in caplog.text and "not be turned away" in caplog.text
 
 

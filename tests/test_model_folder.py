@@ -8,8 +8,9 @@ from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import CLASS_IDS, display_name
 from cropdx_hf.modeling.backbones import create_backbone
-from cropdx_hf.modeling.config import read_config
+from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
+from cropdx_hf.modeling.metadata import ReleaseMetadata
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES
 
@@ -51,17 +52,19 @@ print(json.dumps(out))
 def model_dir(tmp_path_factory):
     """A freshly saved folder: the format under test, whatever the release models hold."""
     model = create_backbone("efficientnet_lite0", num_classes=len(CLASS_IDS))
-    return save_model_folder(model, tmp_path_factory.mktemp("model"), list(CLASS_IDS), {"note": "test"})
+    return save_model_folder(model, tmp_path_factory.mktemp("model"), list(CLASS_IDS),
+                             ReleaseMetadata(backbone="efficientnet_lite0"))
 
 
 def test_folder_holds_timm_and_transformers_fields(model_dir):
     config = read_config(model_dir)
     assert config["architecture"] == "tf_efficientnet_lite0"
-    assert config["num_classes"] == 15 and config["label_names"] == list(CLASS_IDS)
-    assert config["id2label"]["3"] == "Potato: Early blight" and config["label2id"]["Potato: Early blight"] == 3
+    assert config["num_classes"] == 15 and config["label_names"] == [display_name(c) for c in CLASS_IDS]
+    assert class_ids(config) == list(CLASS_IDS)  # what cropdx maps the outputs by
+    assert config["id2label"]["3"] == "Potato: Late blight" and config["label2id"]["Potato: Late blight"] == 3
     assert "num_classes" not in config.get("model_args", {})  # would break TimmWrapper loading
     assert config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5]
-    assert config["cropdx"] == {"note": "test"}
+    assert config["cropdx"] == {"backbone": "efficientnet_lite0", "temperature": 1.0, "threshold": 0.7}
     preprocessor = json.loads((model_dir / "preprocessor_config.json").read_text())
     assert preprocessor["image_processor_type"] == "TimmWrapperImageProcessor"
     assert preprocessor["pretrained_cfg"] == config["pretrained_cfg"]
@@ -78,8 +81,7 @@ def test_loads_without_cropdx_with_the_same_top3(model_dir, tmp_path):
         ours = [(p.class_name, p.probability) for p in predictor.predict(image)]
         for loader in ("pipeline", "auto", "timm"):
             theirs = loaded[loader][i]
-            names = [n for n, _ in ours] if loader == "timm" else [display_name(n) for n, _ in ours]  # id2label
-            assert [name for name, _ in theirs] == names, (loader, image)
+            assert [name for name, _ in theirs] == [display_name(n) for n, _ in ours], (loader, image)
             assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(theirs, ours, strict=True)), loader
 
 
@@ -113,3 +115,27 @@ def test_broken_folders_give_one_clear_error(model_dir, tmp_path, breakage, mess
         (folder / "config.json").write_text(json.dumps({**config, "architecture": "mobilenetv2_100"}))
     with pytest.raises(ModelFolderError, match=message):
         load_model_folder(folder)
+
+
+def test_a_folder_of_an_older_cropdx_still_loads_and_keeps_its_metadata(model_dir, tmp_path, caplog):
+    """The lab-only releases' layout: a flat calibration record, the retired Mahalanobis leaf detector."""
+    import logging
+    import shutil
+
+    old = shutil.copytree(model_dir, tmp_path / "old")
+    config = read_config(old)
+    config["cropdx"] = {"backbone": "efficientnet_lite0", "temperature": 0.39, "threshold": 0.81,
+                        "threshold_reason": "0.81 is the lowest threshold with >= 99.5% accuracy",
+                        "calibration": {"split": "validation", "n": 1823, "ece_before": 0.13, "ece_after": 0.01},
+                        "leaf_detector": {"method": "Mahalanobis distance", "threshold": 412.5}}
+    (old / "config.json").write_text(json.dumps(config))
+    (old / "leaf_detector.safetensors").write_bytes(b"the retired detector")
+    metadata = ReleaseMetadata.read(old)
+    assert (metadata.temperature, metadata.threshold, metadata.leaf_gate) == (0.39, 0.81, None)
+    assert metadata.retired == {"leaf_detector": {"method": "Mahalanobis distance", "threshold": 412.5}}
+    with caplog.at_level(logging.WARNING):
+        predictor = Predictor.from_folder(old)
+    assert predictor.gate is None and "retired" in caplog.text
+    assert (predictor.temperature, predictor.threshold) == (0.39, 0.81)
+    metadata.write(old)
+    assert read_config(old)["cropdx"] == config["cropdx"]  # written back as it was read

@@ -19,6 +19,7 @@ from cropdx_hf.data.loading import LeafDataset, load_leaf_dataset
 from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.errors import DataError
 from cropdx_hf.evaluation import calibration
+from cropdx_hf.modeling.config import class_ids
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
@@ -73,7 +74,7 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
 
         train = select_split(dataset, Path(model_dir) / "split.csv", "train")
         rows = FieldScenes.from_folder(field_photos, train).proxy(rows)
-    names = config["label_names"]
+    names = class_ids(config)
     unknown = sorted(set(dataset.class_names) - set(names))
     if unknown:
         keep = [i for i, c in enumerate(dataset.class_names) if c in names]

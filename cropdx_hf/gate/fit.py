@@ -32,8 +32,8 @@ from cropdx_hf.evaluation.predictions import predict_logits
 from cropdx_hf.field.composite import FieldStyle, field_view
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.field.textures import TEXTURES
-from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_reference
-from cropdx_hf.gate.network import GATE_BACKBONE, gate_network, pooled_features
+from cropdx_hf.gate.leaf_gate import GATE_BACKBONE, GATE_FILE, LeafGate, gate_reference
+from cropdx_hf.gate.network import gate_network, pooled_features
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 

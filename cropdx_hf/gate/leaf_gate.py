@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.gate.network import GATE_BACKBONE
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
+GATE_BACKBONE = "mobilenetv2_100"  # the bare ImageNet network the gate reads photos through (gate/network.py)
 GATE_FOLDER = "leaf_gate"  # in a models folder the shared gate, in an exports folder its ONNX export
 RETIRED_FILE = "leaf_detector.safetensors"  # the Mahalanobis gate before field training: lab leaves only
 FIELDS = ("mean", "scale", "weights", "bias", "threshold")

@@ -13,9 +13,8 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
+from cropdx_hf.gate.leaf_gate import GATE_BACKBONE
 from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
-
-GATE_BACKBONE = "mobilenetv2_100"
 
 
 @functools.cache

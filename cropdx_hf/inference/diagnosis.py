@@ -63,7 +63,7 @@ def _candidate(class_id: str, probability: float) -> dict[str, Any]:
             "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
 
 
-def decide(model: str, label_names: Sequence[str], probs: np.ndarray, threshold: float,
+def decide(model: str, class_ids: Sequence[str], probs: np.ndarray, threshold: float,
            is_leaf: bool | None = None, top_k: int = 3, quality: PhotoQuality | None = None) -> Diagnosis:
     """The rule: not a leaf beats everything; a photo that fails a quality check, or whose top class is below
     the calibrated threshold, is to be retaken (with the top-3 shown and the reason given)."""
@@ -71,7 +71,7 @@ def decide(model: str, label_names: Sequence[str], probs: np.ndarray, threshold:
     if is_leaf is False:
         return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, quality_tips + photo_tips(), quality)
     order = np.argsort(-np.asarray(probs))[:top_k]
-    predictions = [_candidate(label_names[i], float(probs[i])) for i in order]
+    predictions = [_candidate(class_ids[i], float(probs[i])) for i in order]
     if quality_tips:
         reasons = ", ".join(check.name.replace("_", " ") for check in quality.failed)
         return Diagnosis(model, "retake", predictions, POOR_PHOTO.format(reasons=reasons),

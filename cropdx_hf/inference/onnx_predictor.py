@@ -24,7 +24,7 @@ from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
-from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, read_config
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, class_ids, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
@@ -114,7 +114,7 @@ class OnnxPredictor:
         config = read_config(export_dir, weights=file_name)
         self.session = session(Path(export_dir) / file_name, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.label_names: list[str] = config["label_names"]
+        self.class_ids: list[str] = class_ids(config)
         meta = ReleaseMetadata.from_config(config)
         self.temperature, self.threshold = meta.temperature, meta.threshold
         self.name = Path(export_dir).name
@@ -164,10 +164,10 @@ class OnnxPredictor:
         crops: dict = {}
         probs = self.probabilities(photos, crops)
         leaves = [None] * len(photos) if self.gate is None else [bool(v) for v in self.gate.check(photos, crops)]
-        return [decide(self.name, self.label_names, p, self.threshold, leaf, top_k, assess(photo))
+        return [decide(self.name, self.class_ids, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 
     def predict(self, image, top_k: int = 3) -> list[ClassProbability]:
         probs = self.probabilities([image])[0]
         order = np.argsort(-probs)[:top_k]
-        return [ClassProbability(self.label_names[i], float(probs[i])) for i in order]
+        return [ClassProbability(self.class_ids[i], float(probs[i])) for i in order]

@@ -13,6 +13,7 @@ from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.config import class_ids
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import DEFAULT_THRESHOLD, ReleaseMetadata
 from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
@@ -21,10 +22,10 @@ from cropdx_hf.modeling.transforms import channels_last, data_config, eval_trans
 class Predictor:
     """A model, its preprocessing and its label names; the one inference path for CLI, Space and tests."""
 
-    def __init__(self, model: torch.nn.Module, label_names: Sequence[str], temperature: float = 1.0,
+    def __init__(self, model: torch.nn.Module, class_ids: Sequence[str], temperature: float = 1.0,
                  threshold: float = DEFAULT_THRESHOLD, gate: LeafGate | None = None, name: str = ""):
         self.model = model.eval()
-        self.label_names = list(label_names)
+        self.class_ids = list(class_ids)
         self.temperature = temperature
         self.threshold = threshold
         self.gate = gate
@@ -35,7 +36,7 @@ class Predictor:
     def from_folder(cls, model_dir: str | Path) -> Predictor:
         model, config = load_model_folder(model_dir)
         meta = ReleaseMetadata.from_config(config)
-        return cls(model, config["label_names"], meta.temperature, meta.threshold, gate_for_model(model_dir, meta),
+        return cls(model, class_ids(config), meta.temperature, meta.threshold, gate_for_model(model_dir, meta),
                    Path(model_dir).name)
 
     @classmethod
@@ -61,10 +62,10 @@ class Predictor:
         photos = [load_image(image) for image in images]
         probs = self.probabilities(photos).numpy()
         leaves = [None] * len(photos) if self.gate is None else [bool(v) for v in self.gate.check(photos)]
-        return [decide(self.name, self.label_names, p, self.threshold, leaf, top_k, assess(photo))
+        return [decide(self.name, self.class_ids, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 
     def predict(self, image, top_k: int = 3) -> list[ClassProbability]:
         probs = self.probabilities([image])[0]
-        values, indices = probs.topk(min(top_k, len(self.label_names)))
-        return [ClassProbability(self.label_names[i], float(p)) for p, i in zip(values, indices, strict=True)]
+        values, indices = probs.topk(min(top_k, len(self.class_ids)))
+        return [ClassProbability(self.class_ids[i], float(p)) for p, i in zip(values, indices, strict=True)]

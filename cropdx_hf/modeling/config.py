@@ -7,11 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.labels import resolve_label
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 PREPROCESSOR = "preprocessor_config.json"
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model_int8.onnx"  # an export folder's classifier files
+
+
+def class_ids(config: dict[str, Any]) -> list[str]:
+    """The cropdx class id of each output. `label_names` holds display names ("Tomato: Early blight"), what timm,
+    transformers and optimum show; folders of older cropdx versions hold the ids there. Both resolve."""
+    ids = [resolve_label(name) for name in config["label_names"]]
+    unknown = [name for name, class_id in zip(config["label_names"], ids, strict=True) if class_id is None]
+    if unknown:
+        raise ModelFolderError(f"labels {unknown} are not cropdx classes")
+    return ids
 
 
 def read_config(model_dir: str | Path, weights: str = WEIGHTS) -> dict[str, Any]:

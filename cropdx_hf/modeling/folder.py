@@ -1,7 +1,7 @@
 """Save and load classifiers as timm/transformers-native folders that load anywhere without cropdx.
 
 A folder holds config.json (timm's `architecture`, `num_classes`, `label_names`, `pretrained_cfg`, plus
-transformers' `id2label`/`label2id` with display names, and our metadata under `cropdx`), model.safetensors and
+transformers' `id2label`/`label2id`, all with display names, and our metadata under `cropdx`), model.safetensors and
 preprocessor_config.json. timm (`local-dir:`/`hf-hub:`), `AutoModelForImageClassification`,
 `AutoImageProcessor` and `pipeline("image-classification")` all read it without custom code.
 """
@@ -31,16 +31,17 @@ def save_model_folder(
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, out / WEIGHTS, metadata={"format": "pt"})
-    save_config_for_hf(model, str(out / CONFIG), model_config={"label_names": list(class_names)})
+    # timm, transformers' TimmWrapper (pipeline, AutoModel) and optimum's ORTModel name the outputs from
+    # label_names: the names people read; cropdx maps them back to class ids (modeling.config.class_ids)
+    names = [display_name(name) for name in class_names]
+    save_config_for_hf(model, str(out / CONFIG), model_config={"label_names": names})
     config = json.loads((out / CONFIG).read_text())
     # timm 1.0.31 records num_classes in model_args too, which breaks TimmWrapper ("multiple values")
     config.get("model_args", {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
-    # transformers' consumers (pipeline, AutoModel, ORTModel) show id2label: the names people read; the class ids
-    # stay in label_names, which timm and cropdx map labels by
-    config["id2label"] = {str(i): display_name(name) for i, name in enumerate(class_names)}
-    config["label2id"] = {display_name(name): i for i, name in enumerate(class_names)}
+    config["id2label"] = {str(i): name for i, name in enumerate(names)}
+    config["label2id"] = {name: i for i, name in enumerate(names)}
     config["cropdx"] = (metadata or ReleaseMetadata()).to_config()
     (out / CONFIG).write_text(json.dumps(config, indent=2))
     write_preprocessor(out, config)

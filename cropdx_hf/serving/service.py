@@ -19,7 +19,7 @@ from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.diagnosis import Diagnosis
 from cropdx_hf.inference.images import ImageError, load_image
 from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, OnnxPredictor
-from cropdx_hf.modeling.config import ONNX_INT8, read_config
+from cropdx_hf.modeling.config import ONNX_INT8, class_ids, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
@@ -100,13 +100,13 @@ class Service:
         if name not in self._torch:
             self._torch[name] = Predictor.from_folder(self.dirs[name])
         predictor = self._torch[name]
-        return gradcam_overlay(predictor, load_image(data), predictor.label_names.index(class_name))
+        return gradcam_overlay(predictor, load_image(data), predictor.class_ids.index(class_name))
 
     def version(self, name: str | None = None) -> dict[str, Any]:
         name = self.check(name)
         config = read_config(self.dirs[name])
         meta = ReleaseMetadata.from_config(config)
-        return {"model": name, "architecture": config["architecture"], "classes": config["label_names"],
+        return {"model": name, "architecture": config["architecture"], "classes": class_ids(config),
                 "data_fingerprint": meta.data_fingerprint, "temperature": meta.temperature,
                 "threshold": meta.threshold, "test_metrics": (meta.metrics or {}).get("test"),
                 "backend": self.backends[name], "available": list(self.dirs)}

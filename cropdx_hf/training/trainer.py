@@ -37,6 +37,7 @@ from cropdx_hf.evaluation.scores import classification_metrics, evaluate_rows
 from cropdx_hf.field.composite import FieldStyle, FieldViews
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.config import class_ids
 from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
@@ -146,8 +147,8 @@ class StagedTrainer:
     def _start_from(self, model_dir: str) -> None:
         """Weights of an earlier model of the same backbone and classes (e.g. a release) instead of ImageNet's."""
         model, config = load_model_folder(model_dir)
-        if config["label_names"] != self.data.class_names:
-            raise ModelFolderError(f"{model_dir}: its classes {config['label_names']} differ from the data's "
+        if class_ids(config) != self.data.class_names:
+            raise ModelFolderError(f"{model_dir}: its classes {class_ids(config)} differ from the data's "
                                    f"{self.data.class_names}")
         try:
             self.model.load_state_dict(model.state_dict())
