@@ -3,7 +3,7 @@ import pytest
 
 from cropdx_hf.evaluation import calibration
 from cropdx_hf.evaluation.predictions import SplitLogits
-from cropdx_hf.evaluation.report import confused_pairs
+from cropdx_hf.evaluation.report import confused_pairs, write_report
 from cropdx_hf.evaluation.scores import full_metrics
 
 
@@ -77,3 +77,35 @@ def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
     assert confused_pairs(matrix, names) == [
         {"true": "Tomato_healthy", "predicted": "Tomato_Late_blight", "count": 1, "rate": 0.5},
         {"true": "Potato___Late_blight", "predicted": "Tomato_Late_blight", "count": 1, "rate": 0.5}]
+
+
+def test_the_report_draws_its_plots_from_the_logits(fixture_dataset, tmp_path):
+    names = list(fixture_dataset.class_names)
+    rows = fixture_dataset.rows.select(range(30))
+    labels = np.asarray(rows["label"])
+    logits = np.eye(len(names))[labels] * 4 + np.random.default_rng(0).normal(0, 1, (30, len(names)))
+    pred = SplitLogits(logits, labels, rows, names)
+    metrics = full_metrics(pred, threshold=0.7)
+    write_report(pred, metrics, 0.7, tmp_path)
+    for plot in ("confusion_matrix", "reliability", "threshold_sweep", "correct", "incorrect"):
+        assert (tmp_path / f"{plot}.png").stat().st_size > 5_000, plot
+    assert f"{metrics['accuracy']:.4f}" in (tmp_path / "report.md").read_text()
+
+
+def test_calibrate_records_temperature_and_threshold_in_the_metadata(fixture_dataset, tmp_path):
+    """On a model with an untrained head: the numbers are poor, but fitted, chosen and recorded."""
+    from cropdx_hf.data.splits import split_dataset
+    from cropdx_hf.evaluation.calibrate import calibrate
+    from cropdx_hf.labels import CLASS_IDS
+    from cropdx_hf.modeling.backbones import create_backbone
+    from cropdx_hf.modeling.folder import save_model_folder
+    from cropdx_hf.modeling.metadata import ReleaseMetadata
+
+    model_dir = save_model_folder(create_backbone("mobilenetv2_100", num_classes=15), tmp_path / "m", list(CLASS_IDS))
+    split_dataset(fixture_dataset, model_dir / "split.csv")
+    result = calibrate(model_dir, fixture_dataset)
+    recorded = ReleaseMetadata.read(model_dir)
+    assert recorded.temperature == result.temperature > 0 and 0.7 <= recorded.threshold < 1
+    validation = split_dataset(fixture_dataset, model_dir / "split.csv")["validation"]
+    assert recorded.calibration["lab"]["n"] == len(validation)
+    assert "no threshold reached" in recorded.threshold_reason

@@ -14,6 +14,8 @@ from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.release.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
 from tests.conftest import LEAVES
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def evaluated(trained):

@@ -21,6 +21,8 @@ from tests.conftest import LEAVES, ROOT
 BLOCK_TORCH = block_imports("torch", "torchvision", "timm", "transformers")
 IMAGES = sorted(str(p) for p in LEAVES.glob("*/*"))[::5]
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):

@@ -22,7 +22,8 @@ from tests.clean_env import block_imports
 from tests.conftest import LEAVES, RELEASES
 from tests.hub_double import HubDouble
 
-pytestmark = pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(),
+                                                   reason="the default release is not committed")]
 TOKEN = "hf_cropdx_test_token"
 REPO = "cropdx-test/leaf-model"
 BIN = Path(sys.executable).parent

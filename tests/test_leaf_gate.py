@@ -1,6 +1,7 @@
 """The leaf gate: the fitting rule on known features, the file and its reference, the real network end to end."""
 
 import logging
+import runpy
 import shutil
 
 import numpy as np
@@ -16,7 +17,8 @@ from cropdx_hf.gate.leaf_gate import GATE_FILE, RETIRED_FILE, LeafGate, gate_for
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
-from tests.conftest import LEAVES
+from cropdx_hf.release.registry import DEFAULT_RELEASE
+from tests.conftest import LEAVES, RELEASES, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +82,7 @@ def fitted_gate(trained, field_photos, tmp_path_factory):
     return folder / "leaf_gate", model_dir
 
 
+@pytest.mark.slow
 def test_fitted_on_fixtures_the_gate_keeps_leaves_and_turns_away_a_cat(fitted_gate, trained, field_photos):
     gate_dir, model_dir = fitted_gate
     report = read_config(model_dir)["cropdx"]["leaf_gate"]["report"]
@@ -102,3 +105,49 @@ def test_fit_leaf_gate_refuses_an_unknown_release_before_fitting(capsys):
     assert main(["fit-leaf-gate", "--data", str(LEAVES), "--split-csv", "x.csv", "--field-photos", "nowhere",
                  "--out", "nowhere", "--attach", "no_such_release"]) == 2
     assert "no_such_release" in capsys.readouterr().err
+
+
+def test_the_exported_gate_scores_as_the_pytorch_gate(features, tmp_path):
+    """One ONNX graph: the generic network's pooled features and the folded linear score."""
+    from cropdx_hf.gate.export import export_gate
+    from cropdx_hf.inference.onnx_predictor import OnnxGate
+
+    rng = np.random.default_rng(1)
+    gate = LeafGate(rng.normal(0, 0.1, 1280), np.full(1280, 0.5), rng.normal(0, 0.05, 1280), 0.2, 0.0)
+    photos = sorted(str(p) for p in LEAVES.glob("*/*"))[::9]
+    report = export_gate(gate.save(tmp_path / "gate"), tmp_path / "onnx", photos)
+    assert report["max_abs_score_diff"] < 1e-3 and report["decisions_agree"] == 1.0
+    onnx_gate = OnnxGate(tmp_path / "onnx")
+    images = [Image.open(p).convert("RGB") for p in photos]
+    assert (onnx_gate.check(images) == gate.check(images)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
+def test_the_released_gate_rejects_non_leaf_photos_it_never_saw(tmp_path):
+    """Issue target: >= 97 % of non-leaf photos rejected; these are the held-out ones that install offline."""
+    collect = runpy.run_path(str(ROOT / "scripts" / "field_photos.py"))["collect"]
+    holdout = sorted((collect(tmp_path, debian=False).out / "non_leaf" / "holdout").glob("*"))
+    gate = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE)).gate
+    rejected = ~gate.check([Image.open(p).convert("RGB") for p in holdout])
+    assert len(holdout) >= 10 and rejected.mean() >= 0.9, [p.name for p, r in zip(holdout, rejected, strict=True)
+                                                           if not r]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
+def test_the_released_gate_accepts_the_test_split_leaves(shared_data, default_exports):
+    """Issue target: <= 2 % of the 1,818 leaf-grouped test photos turned away, scored with the exported gate
+    (batched ONNX: the same decisions as the PyTorch gate, a fraction of its time)."""
+    from cropdx_hf.data.loading import load_leaf_dataset
+    from cropdx_hf.evaluation.predictions import select_split
+    from cropdx_hf.gate.leaf_gate import GATE_FOLDER
+    from cropdx_hf.inference.images import load_image
+    from cropdx_hf.inference.onnx_predictor import OnnxGate
+
+    rows = select_split(load_leaf_dataset(shared_data), RELEASES.path(DEFAULT_RELEASE) / "split.csv", "test")
+    gate = OnnxGate(default_exports / GATE_FOLDER)
+    paths = [image["path"] for image in rows["image"]]
+    accepted = np.concatenate([gate.check([load_image(p) for p in paths[i:i + 64]])
+                               for i in range(0, len(paths), 64)])
+    assert len(paths) > 1000 and accepted.mean() >= 0.98

@@ -70,6 +70,7 @@ def test_folder_holds_timm_and_transformers_fields(model_dir):
     assert preprocessor["pretrained_cfg"] == config["pretrained_cfg"]
 
 
+@pytest.mark.slow
 def test_loads_without_cropdx_with_the_same_top3(model_dir, tmp_path):
     images = sorted(str(p) for p in LEAVES.glob("*/*"))[::9]
     result = subprocess.run([sys.executable, "-c", CLEAN_LOADERS, str(model_dir), *images],

@@ -2,7 +2,11 @@
 
 import runpy
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_short_soak_answers_every_bad_input_with_a_4xx_and_never_fails(default_exports):

@@ -17,7 +17,8 @@ from tests.bad_inputs import unusable, usable
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, RELEASES, ROOT, load_space_app
 
-pytestmark = pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(),
+                                                   reason="the default release is not committed")]
 LEAF = sorted(LEAVES.glob("Tomato_Early_blight/*"))[0]  # one the release diagnoses confidently
 PREDICTION_KEYS = {"class_name", "display_name", "probability", "crop", "disease", "severity", "actions",
                    "active_ingredients"}

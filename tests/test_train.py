@@ -22,6 +22,7 @@ def _last_state(folder):
     return json.loads((last / "trainer_state.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_head_stage_learns(tmp_path):
     """The loss on the training photos falls (the fixtures' validation split, one photo per class, is too small
     for its loss to move reliably)."""
@@ -43,6 +44,7 @@ def test_the_head_stage_learns(tmp_path):
     assert training_loss() < 0.8 * before
 
 
+@pytest.mark.slow
 def test_trainable_parameters_per_stage(trained):
     trainer, _ = trained
     model, history = trainer.model, trainer.history
@@ -55,6 +57,7 @@ def test_trainable_parameters_per_stage(trained):
     assert head < top < history["full"]["trainable_params"]
 
 
+@pytest.mark.slow
 def test_model_folder_records_the_run_and_reloads_identically(trained):
     trainer, out = trained
     for name in ("config.json", "model.safetensors", "metrics.json", "split.csv"):
@@ -78,6 +81,7 @@ def test_model_folder_records_the_run_and_reloads_identically(trained):
     assert torch.allclose(reloaded.probabilities(images), in_memory.probabilities(images), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_stage_that_stops_improving(tmp_path):
     cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
                       patience=1, **{**TINY, "epochs_head": 10, "lr_head": 0.0, "epochs_top": 0, "epochs_full": 0})
@@ -87,6 +91,7 @@ def test_early_stopping_ends_a_stage_that_stops_improving(tmp_path):
     assert trainer.history["top"] == {"skipped": True}
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_stages_and_continues(trained, tmp_path):
     import shutil
 
@@ -104,6 +109,7 @@ def test_resume_skips_finished_stages_and_continues(trained, tmp_path):
     assert (copy / "checkpoints" / "full" / STAGE_DONE).is_file() and (copy / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_training(tmp_path):
     out = tmp_path / "ddp"
     args = ["train", "--data", str(LEAVES), "--out", str(out), "--backbone", "mobilenetv2_100",
@@ -182,11 +188,13 @@ def test_the_cache_holds_as_many_views_as_asked_per_photo(fixture_dataset):
     assert not torch.equal(first, second), "each view of a photo is a new random augmentation"
 
 
+@pytest.mark.slow
 def test_plain_cross_entropy_by_default(trained):
     trainer, _ = trained
     assert trainer.cfg.logit_adjustment == 0 and trainer.logit_adjustment([0, 1, 1]) is None
 
 
+@pytest.mark.slow
 def test_validation_and_the_saved_model_use_the_evaluation_size(tmp_path):
     """Training views at image_size; validation cache, evaluation and the saved preprocessing at the larger
     evaluation size with the whole photo."""
@@ -202,6 +210,7 @@ def test_validation_and_the_saved_model_use_the_evaluation_size(tmp_path):
     assert Predictor.from_folder(tmp_path / "m").pixels([sorted(LEAVES.glob("*/*"))[0]]).shape == (1, 3, 96, 96)
 
 
+@pytest.mark.slow
 def test_extra_folders_join_the_training_photos_as_they_are(tmp_path):
     """A user's own field photos, named as PlantDoc names them: mapped onto our classes, trained on, recorded;
     a class we do not have is left out."""
@@ -224,6 +233,7 @@ def test_extra_folders_join_the_training_photos_as_they_are(tmp_path):
     assert recorded["sources"] == [str(extra)] and recorded["photos"] == 3
 
 
+@pytest.mark.slow
 def test_field_training_validates_on_lab_and_field_proxy_and_mixes_back(tmp_path, field_photos):
     cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
                       field_photos=str(field_photos), **{**TINY, "epochs_top": 1, "epochs_full": 0})

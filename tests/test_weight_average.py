@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
@@ -12,6 +13,8 @@ from cropdx_hf.training.model_parts import LogitsWithLoss
 from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
 from cropdx_hf.training.weight_average import RAW_WEIGHTS, WeightAverageCallback
 from tests.conftest import LEAVES, TINY
+
+pytestmark = pytest.mark.slow
 
 
 class Blobs(Dataset):

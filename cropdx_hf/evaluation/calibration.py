@@ -90,10 +90,14 @@ def choose_threshold(sweeps: dict[str, list[dict[str, float]]]) -> tuple[float, 
     goals = " and ".join(f"{TARGETS[name]:.1%} on answered {name.replace('_', ' ')} validation photos"
                          for name in sweeps)
     if not reaching:
-        best = max(range(len(thresholds)), key=lambda i: (min(sweep[i]["selective_accuracy"] - TARGETS[name]
-                                                              for name, sweep in sweeps.items()), thresholds[i]))
+        answered = [i for i, t in enumerate(thresholds) if t >= DEFAULT_THRESHOLD
+                    and not any(np.isnan(sweep[i]["selective_accuracy"]) for sweep in sweeps.values())]
+        if not answered:
+            return DEFAULT_THRESHOLD, f"no threshold reached {goals}; the {DEFAULT_THRESHOLD:.2f} floor applies"
+        best = max(answered, key=lambda i: (min(sweep[i]["selective_accuracy"] - TARGETS[name]
+                                                for name, sweep in sweeps.items()), thresholds[i]))
         return float(thresholds[best]), (f"no threshold reached {goals}; {thresholds[best]:.2f} came closest "
-                                         "(the highest of equals)")
+                                         "(the highest of equals, never below the floor)")
     lowest = reaching[0]
     chosen = max(lowest, DEFAULT_THRESHOLD)
     if lowest < DEFAULT_THRESHOLD:

@@ -1,0 +1,109 @@
+"""Release plumbing that needs no training: the models folder, hashes and served files, timing, the hub's
+self-contained upload, the comparison table."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cropdx_hf.errors import ModelFolderError, UnknownModelError
+from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_reference
+from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, served_file
+from cropdx_hf.labels import CLASS_IDS
+from cropdx_hf.modeling.backbones import create_backbone
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.modeling.folder import save_model_folder
+from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.release.compare import write_comparison
+from cropdx_hf.release.export import file_sha256, photo_set_digest
+from cropdx_hf.release.hub import _self_contained
+from cropdx_hf.release.registry import Releases, resolve_model
+from cropdx_hf.release.timing import latency_summary, timed
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """Two releases of different sizes and a shared gate, as a models folder holds them."""
+    root = tmp_path_factory.mktemp("models")
+    for name, backbone, f1 in (("small", "mobilenetv2_100", 0.970), ("large", "efficientnet_lite2", 0.975)):
+        folder = save_model_folder(create_backbone(backbone, num_classes=len(CLASS_IDS)), root / name,
+                                   list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
+        (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}}))
+    rng = np.random.default_rng(0)
+    LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5).save(root / "leaf_gate")
+    return root
+
+
+def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir):
+    releases = Releases(models_dir)
+    assert releases.names() == ["large", "small"]  # leaf_gate/ is not a release
+    assert releases.recommended() == "small"  # within a point of the best and fewer parameters
+    row = releases.describe("small")
+    assert row["recommended"] and row["params"] > 2_000_000 and row["backbone"] == "mobilenetv2_100"
+    assert resolve_model("large", releases) == models_dir / "large"
+    with pytest.raises(UnknownModelError, match="available: large, small"):
+        releases.path("medium")
+    with pytest.raises(ModelFolderError, match="need a models folder"):
+        resolve_model("small")
+    with pytest.raises(ModelFolderError, match="no exports folder"):
+        releases.export_dir("small")
+
+
+def test_the_environment_names_the_folders(models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CROPDX_MODELS", str(models_dir))
+    monkeypatch.setenv("CROPDX_EXPORTS", str(tmp_path))
+    releases = Releases.from_settings()
+    assert releases.models_dir == models_dir and releases.export_dir("small") == tmp_path / "small"
+    monkeypatch.delenv("CROPDX_MODELS")
+    assert Releases.from_settings() is None
+    with pytest.raises(ModelFolderError, match="no such models folder"):
+        Releases.from_settings(tmp_path / "missing")
+
+
+def test_int8_is_served_only_where_the_export_qualified_it(tmp_path):
+    (tmp_path / ONNX_FP32).write_bytes(b"fp32")
+    (tmp_path / ONNX_INT8).write_bytes(b"int8")
+    for int8, served in (({"recommended": True}, ONNX_INT8), ({"recommended": False}, ONNX_FP32),
+                         ({"recommended": True, "served": False}, ONNX_FP32)):
+        (tmp_path / EXPORT_REPORT).write_text(json.dumps({"int8": int8}))
+        assert served_file(tmp_path) == served
+    (tmp_path / ONNX_INT8).unlink()
+    (tmp_path / EXPORT_REPORT).write_text(json.dumps({"int8": {"recommended": True}}))
+    assert served_file(tmp_path) == ONNX_FP32
+
+
+def test_hashes_name_files_and_ordered_photo_sets(tmp_path):
+    (tmp_path / "a").write_bytes(b"one")
+    assert file_sha256(tmp_path / "a") == "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+    assert photo_set_digest([b"one", b"two"]) != photo_set_digest([b"two", b"one"])
+    assert photo_set_digest([tmp_path / "a"]) == photo_set_digest([b"one"])
+
+
+def test_one_timing_loop_counts_only_the_timed_runs():
+    calls = []
+    times = timed(lambda: calls.append(1), runs=5, warmup=3)
+    assert len(calls) == 8 and len(times) == 5 and (times >= 0).all()
+    summary = latency_summary(np.array([0.010, 0.020, 0.030]), batch=4)
+    assert summary == {"p50_ms": 20.0, "p95_ms": 29.0, "images_per_s": 200.0}
+
+
+def test_a_pushed_release_carries_its_gate_and_points_at_it(models_dir, tmp_path):
+    release = shutil.copytree(models_dir / "small", tmp_path / "models" / "small")
+    shutil.copytree(models_dir / "leaf_gate", tmp_path / "models" / "leaf_gate")
+    ReleaseMetadata.update(release, leaf_gate=gate_reference(release, tmp_path / "models" / "leaf_gate" / GATE_FILE))
+    operations = {op.path_in_repo: op for op in _self_contained(release)}
+    assert GATE_FILE in operations and "config.json" in operations
+    pushed = json.loads(operations["config.json"].path_or_fileobj)
+    assert pushed["cropdx"]["leaf_gate"]["file"] == GATE_FILE
+    assert ReleaseMetadata.read(release).leaf_gate["file"] == "../leaf_gate/leaf_gate.safetensors"
+
+
+def test_the_comparison_table_shows_lab_and_field_proxy(tmp_path):
+    rows = [{"name": n, "stands_in_for": None, "params": p, "accuracy": 0.97, "macro_f1": 0.96,
+             "field_proxy_accuracy": f, "field_proxy_top3": 0.9, "safetensors_mb": 9.0, "onnx_mb": None,
+             "int8_mb": None, "p50_ms": 10.0, "p95_ms": 12.0} for n, p, f in (("a", 2e6, 0.8), ("b", 5e6, None))]
+    out = write_comparison({"models": rows, "recommended": "a", "rule": "a rule", "reason": "a reason"}, tmp_path)
+    table = (out / "compare.md").read_text()
+    assert "| a | None | 2.00 M | 0.9700 | 0.9600 | 0.8000 / 0.9000 |" in table and "| b |" in table
+    assert (out / "compare.png").stat().st_size > 5_000
