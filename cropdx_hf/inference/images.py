@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000  # ~6300x6300; above this decoding alone would cost seconds and GBs
 MIN_SIDE = 16  # smaller than this holds no leaf texture
 MAX_BYTES = 20 * 1024 * 1024
+WORKING_SIDE = 1024  # longest side a photo is kept at once decoded
 
 
 class ImageError(ValueError):
@@ -35,6 +36,7 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             _check_size(image.size, label)
+            image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))  # a JPEG decodes straight at a fraction of its size
             image.load()
     except ImageError:
         raise
@@ -83,5 +85,9 @@ def _to_rgb(image: Image.Image, label: str) -> Image.Image:
         background = Image.new("RGB", image.size, (255, 255, 255))
         rgba = image.convert("RGBA")
         background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+        image = background
+    rgb = image.convert("RGB")
+    # every model and check looks at 224-288 px: a 12-megapixel phone photo is used at WORKING_SIDE, which costs
+    # one fast reduction here instead of a slow full-size resize in each of them
+    rgb.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.BICUBIC, reducing_gap=2.0)
+    return rgb

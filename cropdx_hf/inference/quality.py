@@ -71,7 +71,8 @@ def assess(photo: Image.Image) -> PhotoQuality:
     keep_w, keep_h = min(width, MAX_ASPECT * height), min(height, MAX_ASPECT * width)
     box = ((width - keep_w) / 2, (height - keep_h) / 2, (width + keep_w) / 2, (height + keep_h) / 2)
     scale = min(1.0, WORK_SIDE / short)
-    work = photo.resize((max(1, round(keep_w * scale)), max(1, round(keep_h * scale))), Image.BILINEAR, box=box)
+    work = photo.resize((max(1, round(keep_w * scale)), max(1, round(keep_h * scale))), Image.BILINEAR, box=box,
+                        reducing_gap=2.0)
     rgb = np.asarray(work.convert("RGB"), np.float32)
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     mean, highlights, clipped = float(luma.mean()), float(np.percentile(luma, 99)), float((luma >= 250).mean())
