@@ -101,12 +101,12 @@ def test_cropdx_predict_onnx_never_imports_torch(exported):
     assert answer["status"] == reference["status"] and answer["treatment"] == reference["treatment"]
 
 
-def test_readme_snippet_runs_without_torch_and_agrees(exported):
+def test_the_docs_snippet_runs_without_torch_and_agrees(exported):
     model_dir, out, _ = exported
-    readme = (ROOT / "README.md").read_text()
-    snippet = re.search(r"<!-- onnx-snippet -->\n```python\n(.*?)```", readme, re.S).group(1)
+    page = (ROOT / "docs" / "onnx.md").read_text()
+    snippet = re.search(r"<!-- onnx-snippet -->\n```python\n(.*?)```", page, re.S).group(1)
     result = subprocess.run([sys.executable, "-c", BLOCK_TORCH + snippet, str(out), IMAGES[2]],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     names = [line.split("\t")[0] for line in result.stdout.strip().splitlines()]
-    assert names == [p.class_name for p in Predictor.from_folder(model_dir).predict(IMAGES[2])]
+    assert names == [display_name(p.class_name) for p in Predictor.from_folder(model_dir).predict(IMAGES[2])]
