@@ -81,7 +81,8 @@ def client(url: str, photo: bytes, requests: int, deadline: float) -> list[float
 
 
 def bench(backend: str, args: argparse.Namespace) -> dict:
-    with running_space(backend, args.model) as (base, server):
+    extra = ["--threads", str(args.threads)] if args.threads else []
+    with running_space(backend, args.model, extra) as (base, server):
         model = httpx.get(f"{base}/health").json()["default"]
         served_by = httpx.get(f"{base}/model/version").json()["backend"]
         photo = LEAF.read_bytes()
@@ -97,7 +98,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict:
                 "requests": int(len(times)), "throughput_rps": round(len(times) / wall, 2),
                 "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
                 "p95_ms": round(1000 * float(np.percentile(times, 95)), 1),
-                "server_peak_rss_mb": rss_mb(server.pid)}
+                "server_peak_rss_mb": rss_mb(server.pid), "threads": args.threads or "default"}
 
 
 def main() -> None:
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="per client, after 2 warm-up requests")
     parser.add_argument("--backend", nargs="+", choices=["onnx", "torch"], default=["onnx", "torch"])
     parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads per model call in the server (default: the Space's own default)")
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
