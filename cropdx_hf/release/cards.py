@@ -8,6 +8,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.backbones import get_backbone
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
@@ -71,7 +72,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         mean=config["pretrained_cfg"]["mean"],
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
-        hardware="a 2-core CPU", test=test, plots=plots, export=meta.export,
+        hardware="a 2-core CPU", test=test, plots=plots,
+        per_class={display_name(class_id): row for class_id, row in test["per_class"].items()}, export=meta.export,
         leaf_gate=(meta.leaf_gate or {}).get("report"), field=meta.field_training, field_proxy=field_proxy,
     )
 
@@ -84,6 +86,11 @@ def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]
             "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
     for stage, info in stages.items():
+        if stage == "interpolation":
+            lines.append(f"weights mixed back toward the starting release (WiSE-FT): {info['alpha']:g} x trained + "
+                         f"{1 - info['alpha']:g} x start; validation macro-F1 {info['validation']['macro_f1']:.4f}, "
+                         f"field-proxy macro-F1 {info['validation']['field_macro_f1']:.4f}")
+            continue
         if info.get("skipped"):
             lines.append(f"{what[stage]}: skipped")
             continue
