@@ -47,16 +47,20 @@ def send(http: httpx.Client, base: str, item: tuple[str, bytes, str]) -> dict:
     return {"bad": bad, "status": response.status_code, "clear": clear}
 
 
-def soak(total: int, clients: int, bad_every: int, warmup: int = 50, exports: Path | None = None) -> dict:
+def soak(total: int, clients: int, bad_every: int, warmup: int = 200, exports: Path | None = None) -> dict:
+    """Warm-up at full concurrency first (every input kind, every client thread's buffers and ONNX Runtime's
+    arenas), then the plan in two halves: growth over the whole plan and over its second half tell a leak (it
+    keeps growing) from a plateau."""
     plan = requests_plan(total, bad_every)
     extra = ["--exports-dir", str(exports)] if exports else []
-    with running_space("onnx", extra=extra) as (base, server), httpx.Client(timeout=60) as http:
-        for item in plan[:warmup]:
-            send(http, base, item)
+    with running_space("onnx", extra=extra) as (base, server), httpx.Client(timeout=60) as http, \
+            ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda item: send(http, base, item), requests_plan(warmup, bad_every)))
         after_warmup = rss_mb(server.pid, "VmRSS")
         start = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            results = list(pool.map(lambda item: send(http, base, item), plan))
+        results = list(pool.map(lambda item: send(http, base, item), plan[:total // 2]))
+        halfway = rss_mb(server.pid, "VmRSS")
+        results += list(pool.map(lambda item: send(http, base, item), plan[total // 2:]))
         wall = time.perf_counter() - start
         final = rss_mb(server.pid, "VmRSS")
     bad = [r for r in results if r["bad"]]
@@ -65,8 +69,9 @@ def soak(total: int, clients: int, bad_every: int, warmup: int = 50, exports: Pa
             "server_errors": sum(r["status"] >= 500 for r in results),
             "bad_inputs_answered_4xx_with_a_message": sum(400 <= r["status"] < 500 and r["clear"] for r in bad),
             "good_photos_answered_200": sum(r["status"] == 200 and r["clear"] for r in good),
-            "rss_after_warmup_mb": after_warmup, "rss_at_end_mb": final,
-            "rss_growth_mb": round(final - after_warmup, 1),
+            "warmup_requests": warmup, "rss_after_warmup_mb": after_warmup, "rss_halfway_mb": halfway,
+            "rss_at_end_mb": final, "rss_growth_mb": round(final - after_warmup, 1),
+            "rss_growth_second_half_mb": round(final - halfway, 1),
             "throughput_rps": round(len(results) / wall, 1)}
 
 
