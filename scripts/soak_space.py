@@ -47,13 +47,12 @@ def send(http: httpx.Client, base: str, item: tuple[str, bytes, str]) -> dict:
     return {"bad": bad, "status": response.status_code, "clear": clear}
 
 
-def soak(total: int, clients: int, bad_every: int, warmup: int = 200, exports: Path | None = None) -> dict:
+def soak(total: int, clients: int, bad_every: int, warmup: int = 200, server_args: list[str] | None = None) -> dict:
     """Warm-up at full concurrency first (every input kind, every client thread's buffers and ONNX Runtime's
     arenas), then the plan in two halves: growth over the whole plan and over its second half tell a leak (it
     keeps growing) from a plateau."""
     plan = requests_plan(total, bad_every)
-    extra = ["--exports-dir", str(exports)] if exports else []
-    with running_space("onnx", extra=extra) as (base, server), httpx.Client(timeout=60) as http, \
+    with running_space("onnx", extra=server_args) as (base, server), httpx.Client(timeout=60) as http, \
             ThreadPoolExecutor(clients) as pool:
         list(pool.map(lambda item: send(http, base, item), requests_plan(warmup, bad_every)))
         after_warmup = rss_mb(server.pid, "VmRSS")

@@ -28,8 +28,9 @@ from cropdx_hf.serving.service import BACKENDS, Service
 HERE = Path(__file__).parent
 EXAMPLES_DIR = HERE / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.jpg"))
-# Gradio stores an upload byte-identical to an example at the example's own cache path: never delete those bytes
-EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES}
+# Gradio caches by content: an upload byte-identical to an example, under the example's name, lands at the example's
+# own cache path, which must survive; the same bytes under another name are an upload like any other
+EXAMPLE_FILES = {(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in EXAMPLES}
 
 
 def beside_or_above(name: str) -> Path:
@@ -61,7 +62,7 @@ def read_and_delete(path: str | None) -> bytes:
         file.unlink(missing_ok=True)
         raise ImageError(f"the photo is over the {MAX_BYTES // 2**20} MB limit")
     data = file.read_bytes()
-    if hashlib.sha256(data).hexdigest() not in EXAMPLE_DIGESTS:
+    if (file.name, hashlib.sha256(data).hexdigest()) not in EXAMPLE_FILES:
         file.unlink(missing_ok=True)
     return data
 
@@ -72,17 +73,17 @@ def build_ui(service: Service) -> gr.Blocks:
             data = read_and_delete(path)
             result = service.diagnose(data, model, "ui", "the photo")
         except (ImageError, UnknownModelError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         top = result.predictions[0]["class_name"] if result.predictions else ""
         return top3_labels(result), render_card(result), data, top
 
     def explain(data: bytes | None, model: str, top: str) -> str:
         if not data or not top:
-            raise gr.Error("diagnose a leaf photo first")
+            raise gr.Error("diagnose a leaf photo first", print_exception=False)
         try:
             return inline_image(service.explain(data, model, top), "Where the model looked")
         except UnknownModelError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def api_predict(photo: str | None, model: str | None = None) -> dict[str, Any]:
         try:

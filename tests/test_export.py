@@ -27,10 +27,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     _, model_dir = trained
-    out = tmp_path_factory.mktemp("export")
+    exports = tmp_path_factory.mktemp("exports")
+    out = exports / model_dir.name
+    out.mkdir()
     (out / "model_int8.onnx").write_bytes(b"INT8 file of earlier weights")  # must not survive the export
-    assert main(["export", "--model", str(model_dir), "--data", str(LEAVES), "--split", "all",
-                 "--out", str(out)]) == 0
+    assert main(["--exports-dir", str(exports), "export", "--model", str(model_dir), "--data", str(LEAVES),
+                 "--split", "all"]) == 0
     return model_dir, out, json.loads((out / "export_metrics.json").read_text())
 
 

@@ -19,7 +19,7 @@ from cropdx_hf.labels import display_name
 from cropdx_hf.release.hub import SKIP_DIRS
 from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.clean_env import block_imports
-from tests.conftest import LEAVES, RELEASES
+from tests.conftest import LEAVES, RELEASES, ROOT
 from tests.hub_double import HubDouble
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(),
@@ -66,8 +66,8 @@ def hub():
 
 def _env(hub_url: str, home: Path, token: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub_url, HF_HOME=str(home), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_ETAG_TIMEOUT="5", GRADIO_ANALYTICS_ENABLED="False")
+    env.update(CROPDX_MODELS=str(ROOT / "models"), HF_ENDPOINT=hub_url, HF_HOME=str(home), HF_HUB_DISABLE_XET="1",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_ETAG_TIMEOUT="5", GRADIO_ANALYTICS_ENABLED="False")
     if token:
         env["HF_TOKEN"] = TOKEN
     return env
@@ -84,11 +84,11 @@ def pushed(hub, tmp_path_factory):
     work = tmp_path_factory.mktemp("hub")
     env = _env(hub.url, work / "pusher")
     exports = work / "exports"
-    result, _ = _run([str(BIN / "cropdx"), "export", "--model", DEFAULT_RELEASE, "--data", str(LEAVES),
-                      "--split", "all", "--out", str(exports), "--no-record"], env)
+    result, _ = _run([str(BIN / "cropdx"), "--exports-dir", str(exports), "export", "--model", DEFAULT_RELEASE,
+                      "--data", str(LEAVES), "--split", "all", "--no-record"], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    push = [str(BIN / "cropdx"), "push", "--model", DEFAULT_RELEASE, "--repo-id", REPO, "--revision", "v1.0.0",
-            "--exports", str(exports)]
+    push = [str(BIN / "cropdx"), "--exports-dir", str(exports), "push", "--model", DEFAULT_RELEASE, "--repo-id", REPO,
+            "--revision", "v1.0.0"]
     result, _ = _run(push, env)
     assert result.returncode == 0, result.stderr[-3000:]
     return work, push, env
@@ -164,8 +164,9 @@ def test_cropdx_predict_takes_a_hub_id_and_names_missing_repos(hub, pushed, tmp_
 
 
 def test_push_space_uploads_the_app_with_its_library_and_models(hub, pushed):
-    _, _, env = pushed
-    result, _ = _run([str(BIN / "cropdx"), "push-space", "--repo-id", "cropdx-test/leaf-doctor"], env)
+    work, _, env = pushed
+    result, _ = _run([str(BIN / "cropdx"), "--exports-dir", str(work / "exports"), "push-space", "--repo-id",
+                      "cropdx-test/leaf-doctor", "--space-dir", str(ROOT / "space")], env)
     assert result.returncode == 0, result.stderr[-2000:]
     space = hub.repo("cropdx-test/leaf-doctor", "space")
     files = set(space.commits[-1].files)

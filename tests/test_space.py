@@ -28,7 +28,8 @@ EXAMPLE = ROOT / "space" / "examples" / "tomato_early_blight.jpg"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, default_exports):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio-cache"))
-    return load_space_app().create_app(DEFAULT_RELEASE, models=[DEFAULT_RELEASE], exports_dir=default_exports)
+    return load_space_app().create_app(DEFAULT_RELEASE, models=[DEFAULT_RELEASE], models_dir=ROOT / "models",
+                                        exports_dir=default_exports)
 
 
 @pytest.fixture(scope="module")
@@ -268,8 +269,9 @@ from fastapi.testclient import TestClient
 spec = importlib.util.spec_from_file_location("space_app", {str(ROOT / "space" / "app.py")!r})
 app = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
-client = TestClient(app.create_app({DEFAULT_RELEASE!r}, models=[], exports_dir=__import__("pathlib").Path(
-    {str(default_exports)!r})))
+from pathlib import Path
+client = TestClient(app.create_app({DEFAULT_RELEASE!r}, models=[], models_dir=Path({str(ROOT / "models")!r}),
+                                   exports_dir=Path({str(default_exports)!r})))
 body = client.post("/predict", files={{"file": ("leaf.jpg", open({str(LEAF)!r}, "rb").read())}}).json()
 print(body["status"], body["predictions"][0]["class_name"])
 """
