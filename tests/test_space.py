@@ -236,7 +236,9 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
         browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
                                                        args=flags, headless=True)
         page = browser.new_page()
-        page.goto(server, wait_until="networkidle")
+        # not "networkidle": offline, the theme's web-font requests keep the network busy until they time out
+        page.goto(server, wait_until="domcontentloaded")
+        page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
         page.set_input_files("input[type=file]", str(LEAF))
         page.get_by_role("button", name="Diagnose").click()
         card = page.locator("#treatment-card")
@@ -251,9 +253,12 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
         page.set_input_files("input[type=file]", str(copy))
         page.get_by_role("button", name="Diagnose").click()
         card.get_by_text("Tomato").first.wait_for(timeout=60_000)
-        page.reload(wait_until="networkidle")
+        page.reload(wait_until="domcontentloaded")
         thumbnails = page.locator("img[src*='tomato_early_blight']")
         thumbnails.first.wait_for(timeout=30_000)
+        # a refused image (403) also ends up complete, with no pixels: wait for the requests, then read the pixels
+        page.wait_for_function("() => [...document.querySelectorAll('img')].filter(i => i.src.includes("
+                               "'tomato_early_blight')).every(i => i.complete)", timeout=30_000)
         loaded = page.evaluate("() => [...document.querySelectorAll('img')].filter(i => i.src.includes("
                                "'tomato_early_blight')).map(i => i.complete && i.naturalWidth > 0)")
         browser.close()
