@@ -8,7 +8,7 @@ from PIL import Image
 
 from cropdx_hf.inference.diagnosis import decide
 from cropdx_hf.inference.images import load_image
-from cropdx_hf.inference.quality import TIPS, assess
+from cropdx_hf.inference.quality import TIPS, assess, percentile
 from cropdx_hf.labels import CLASS_IDS
 from tests.conftest import LEAVES, ROOT
 
@@ -58,3 +58,16 @@ def test_a_poor_photo_is_to_be_retaken_with_its_reason_and_the_top3(leaves):
 def test_not_a_leaf_still_wins_and_says_what_else_is_wrong():
     result = decide("m", CLASS_IDS, np.full(len(CLASS_IDS), 1 / len(CLASS_IDS)), 0.7, False, quality=assess(_strip()))
     assert result.status == "not_a_leaf" and TIPS["strip"] in result.tips[:2]
+
+
+@pytest.mark.parametrize("shape", [(224, 299), (7, 5), (1, 1), (3, 100)])
+def test_the_partial_sort_percentile_is_numpys(shape):
+    values = np.random.default_rng(0).random(shape).astype(np.float32) * 255
+    assert percentile(values, 99) == pytest.approx(float(np.percentile(values, 99)), abs=1e-4)
+
+
+@pytest.mark.parametrize(("mode", "colour"), [("P", True), ("1", False), ("I;16", False)])
+def test_photos_in_modes_reduce_refuses_are_still_assessed(leaves, mode, colour):
+    photo = leaves[0].resize((900, 700)).convert(mode)  # large enough for the reduction step
+    checks = {c.name: c.passed for c in assess(photo).checks}
+    assert set(checks) == set(TIPS) and checks["colour"] is colour  # palettes keep colour, grey does not
