@@ -54,6 +54,16 @@ def test_the_threshold_must_hold_on_the_field_proxy_too():
     assert "no threshold reached" in reason and chosen == 0.9  # the least short of every target
 
 
+def test_a_field_target_that_leaves_the_lab_unanswered_gives_way_and_says_so():
+    thresholds = (0.7, 0.8, 0.9, 0.99)
+    lab = [{"threshold": t, "coverage": c, "selective_accuracy": a}
+           for t, c, a in zip(thresholds, (0.98, 0.95, 0.9, 0.01), (0.99, 0.996, 0.998, 1.0), strict=True)]
+    field = [{"threshold": t, "coverage": c, "selective_accuracy": a}
+             for t, c, a in zip(thresholds, (0.5, 0.4, 0.3, 0.01), (0.8, 0.85, 0.9, 1.0), strict=True)]
+    chosen, reason = calibration.choose_threshold({"lab": lab, "field_proxy": field})
+    assert chosen == 0.8 and "lab photos only" in reason
+
+
 def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
     names = ["Tomato_healthy", "Tomato_Late_blight", "Potato___Late_blight"]
     labels = np.array([0, 0, 1, 1, 2, 2])

@@ -16,6 +16,7 @@ from cropdx_hf.modeling.metadata import DEFAULT_THRESHOLD
 # field-trained models (its scenes come from the same recipe), so its target sits well above the 75 % that answered
 # real field photos must reach
 TARGETS = {"lab": 0.995, "field_proxy": 0.95}
+MIN_LAB_COVERAGE = 0.5  # of lab validation photos a threshold must still answer (choose_threshold)
 SWEEP = np.round(np.arange(0.30, 1.00, 0.01), 2)
 
 
@@ -72,6 +73,11 @@ def selective(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[s
             "selective_accuracy": float(correct[answered].mean()) if answered.any() else float("nan")}
 
 
+def selective_at(sweep: list[dict[str, float]], threshold: float) -> dict[str, float]:
+    """The sweep row of the highest swept threshold not above `threshold`."""
+    return max((row for row in sweep if row["threshold"] <= threshold), key=lambda row: row["threshold"])
+
+
 def threshold_sweep(probs: np.ndarray, labels: np.ndarray) -> list[dict[str, float]]:
     return [selective(probs, labels, t) for t in SWEEP]
 
@@ -82,9 +88,20 @@ def choose_threshold(sweeps: dict[str, list[dict[str, float]]]) -> tuple[float, 
 
     Lab validation photos flatter a model: peers found wrong answers averaging 69.6 % confidence, so the
     floor stays even where validation alone would allow a lower threshold. The field-proxy target is the one
-    that costs coverage: field photos are where a confident wrong answer is likeliest.
+    that costs coverage: field photos are where a confident wrong answer is likeliest. A threshold that reaches it
+    only by answering fewer than MIN_LAB_COVERAGE of the lab photos makes a release that answers nobody, so then
+    the lab target alone decides, and the reason says the field target was not reached.
     """
     thresholds = [row["threshold"] for row in next(iter(sweeps.values()))]
+    chosen, reason = _lowest_reaching(thresholds, sweeps)
+    if len(sweeps) > 1 and selective_at(sweeps["lab"], chosen)["coverage"] < MIN_LAB_COVERAGE:
+        chosen, reason = _lowest_reaching(thresholds, {"lab": sweeps["lab"]})
+        reason += (f"; the field-proxy target of {TARGETS['field_proxy']:.0%} needs a threshold that answers fewer "
+                   f"than {MIN_LAB_COVERAGE:.0%} of lab photos, so this release is calibrated for lab photos only")
+    return chosen, reason
+
+
+def _lowest_reaching(thresholds: list[float], sweeps: dict[str, list[dict[str, float]]]) -> tuple[float, str]:
     reaching = [t for i, t in enumerate(thresholds)
                 if all(sweep[i]["selective_accuracy"] >= TARGETS[name] for name, sweep in sweeps.items())]
     goals = " and ".join(f"{TARGETS[name]:.1%} on answered {name.replace('_', ' ')} validation photos"
