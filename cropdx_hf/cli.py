@@ -55,7 +55,7 @@ def _predictor(args: argparse.Namespace):
     if args.onnx:
         from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 
-        return OnnxPredictor(args.onnx, ONNX_INT8 if args.int8 else ONNX_FP32)
+        return OnnxPredictor.from_export(args.onnx, ONNX_INT8 if args.int8 else ONNX_FP32)
     from cropdx_hf.inference.predictor import Predictor
 
     if args.backbone:
@@ -169,24 +169,25 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     calibration = load_leaf_dataset(args.calibration_data) if args.calibration_data else None
     report = export_release(model_dir, load_leaf_dataset(args.data), out, gate_out, args.split, calibration,
-                            args.rebuild, record=args.record and model_dir.parent == releases.models_dir)
+                            args.rebuild, record=args.record and model_dir.parent == releases.models_dir,
+                            field_photos=args.field_photos)
     fp32, int8 = report["fp32"], report["int8"]
     served = int8.get("served", int8.get("recommended"))
     print(f"wrote {out}: fp32 max |logit diff| vs PyTorch "
           f"{fp32['max_abs_logit_diff_vs_torch']:.2e}; INT8 {int8.get('setup', 'none')}: {int8['reason']}; "
           f"serves {'INT8' if served else 'fp32'}"
-          + (f"; leaf gate max |score diff| {report['gate']['max_abs_score_diff']:.2e}" if "gate" in report else ""))
+          + (f"; leaf gate decisions agree with PyTorch on {report['gate']['decisions_agree']:.1%} of "
+             f"{report['gate']['check_photos']} photos" if "gate" in report else ""))
     return 0
 
 
 def _fit_leaf_gate(args: argparse.Namespace) -> int:
     from cropdx_hf.data.loading import load_leaf_dataset
-    from cropdx_hf.gate.fit import attach_gate, fit_leaf_gate
+    from cropdx_hf.gate.fit import fit_leaf_gates
 
-    model_dirs = [_model_dir(args, name) for name in args.attach]  # unknown names fail before the long fit
-    report = fit_leaf_gate(load_leaf_dataset(args.data), args.split_csv, args.field_photos, args.out)
-    attach_gate(model_dirs, args.out, report)
-    print(json.dumps(report, indent=2))
+    model_dirs = [_model_dir(args, name) for name in args.models]  # unknown names fail before the long fit
+    reports = fit_leaf_gates(load_leaf_dataset(args.data), args.split_csv, args.field_photos, model_dirs)
+    print(json.dumps(reports, indent=2))
     return 0
 
 
@@ -305,6 +306,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     export.add_argument("--data", required=True, help="verification photos (and calibration photos by default)")
     export.add_argument("--calibration-data", help="INT8 calibration photos (default: the training split of --data)")
     export.add_argument("--split", default="test", choices=["test", "validation", "all"], help="verification photos")
+    export.add_argument("--field-photos", help="folder made by scripts/field_photos.py: verify INT8 on the split's "
+                                               "field proxy too (it must not lose accuracy there)")
     export.add_argument("--rebuild", action="store_true",
                         help="make the release's recorded export again (same INT8 set-up and calibration photos) "
                              "and serve its INT8 file only if it is byte-identical to the verified one")
@@ -314,12 +317,12 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
                         help="do not write the figures into the release's config")
     export.set_defaults(func=_export)
 
-    gate = sub.add_parser("fit-leaf-gate", help="fit and measure the leaf gate (\"not a leaf\") the releases share")
+    gate = sub.add_parser("fit-leaf-gate", help="fit and measure each release's leaf gate (\"not a leaf\")")
     gate.add_argument("--data", required=True, help="the training data")
     gate.add_argument("--split-csv", required=True, help="the releases' split (positives come from its train part)")
     gate.add_argument("--field-photos", required=True, help="folder made by scripts/field_photos.py")
-    gate.add_argument("--out", required=True, help="folder for leaf_gate.safetensors and gate.json")
-    gate.add_argument("--attach", nargs="*", default=[], help="releases or model folders whose config should name it")
+    gate.add_argument("--models", nargs="+", required=True,
+                      help="releases or model folders: each gets its own leaf_gate.safetensors, named in its config")
     gate.set_defaults(func=_fit_leaf_gate)
 
     push = sub.add_parser("push", help="publish a release (weights, card, metrics, plots, ONNX) to the Hub",

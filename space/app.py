@@ -146,7 +146,8 @@ def main() -> None:
                         help="intra-op threads per model call (default 1: concurrent requests fill the cores)")
     parser.add_argument("--exports-dir", type=Path,
                         default=Path(os.environ.get(EXPORTS_ENV, beside_or_above("exports"))),
-                        help="folder of `cropdx export` outputs, one sub-folder per model plus leaf_gate/")
+                        help="folder of `cropdx export` outputs: one sub-folder per model, and leaf_gate/ "
+                             "(the gate's generic network)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = create_app(args.model, models_dir=args.models_dir, exports_dir=args.exports_dir, backend=args.backend,

@@ -14,7 +14,7 @@ from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.config import ONNX_FP32
-from cropdx_hf.release.export import INT8_SETUPS
+from cropdx_hf.release.quantize import INT8_SETUPS
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT
 
@@ -83,6 +83,8 @@ def test_onnx_predictor_matches_pytorch_top3(exported):
     assert onnx_pred.temperature == torch_pred.temperature
     expected = torch_pred.transform(load_image(IMAGES[0])).numpy()
     assert np.abs(onnx_pred.preprocess(IMAGES[0]) - expected).max() < 1e-5
+    torch_features, onnx_features = torch_pred.forward(IMAGES)[1].numpy(), onnx_pred.forward(IMAGES)[1]
+    assert onnx_features.shape == torch_features.shape and np.abs(onnx_features - torch_features).max() < 1e-3
     for image in IMAGES:
         a, b = torch_pred.predict(image), onnx_pred.predict(image)
         assert [p.class_name for p in a] == [p.class_name for p in b]

@@ -12,13 +12,15 @@ from skimage import data as skdata
 from cropdx_hf.cli import main
 from cropdx_hf.data.loading import load_leaf_dataset
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.gate.fit import NEGATIVES_REJECTED, attach_gate, features_of, fit_gate, fit_leaf_gate, photo_rows
-from cropdx_hf.gate.leaf_gate import GATE_FILE, RETIRED_FILE, LeafGate, gate_for_model, gate_reference
+from cropdx_hf.gate.fit import NEGATIVES_REJECTED, features_of, fit_gate, fit_leaf_gates, photo_rows
+from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_for_model, gate_reference
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.conftest import LEAVES, RELEASES, ROOT
+
+CLASSIFIER_DIMS = 6  # of the 16 synthetic features, the first 6 stand for the classifier's
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +35,31 @@ def features():
 
 def test_the_threshold_rejects_the_chosen_share_of_unseen_negatives(features):
     leaves, non_leaves, groups = features
-    gate, report = fit_gate(leaves, non_leaves, groups)
+    gate, report = fit_gate(leaves, non_leaves, groups, CLASSIFIER_DIMS)
     assert report["out_of_fold_negatives_rejected"] == pytest.approx(NEGATIVES_REJECTED, abs=0.01)
-    assert gate.is_leaf(leaves).mean() > 0.95 and gate.is_leaf(non_leaves).mean() < 0.05
-    assert not gate.is_leaf(np.full((1, 16), -20.0))[0]
+    assert is_leaf(gate, leaves).mean() > 0.95 and is_leaf(gate, non_leaves).mean() < 0.05
+    assert not is_leaf(gate, np.full((1, 16), -20.0))[0]
+
+
+def is_leaf(gate: LeafGate, rows: np.ndarray) -> np.ndarray:
+    return gate.is_leaf(rows[:, :CLASSIFIER_DIMS], rows[:, CLASSIFIER_DIMS:])
+
+
+def test_features_of_the_wrong_width_are_a_clear_error(features):
+    gate, _ = fit_gate(*features, CLASSIFIER_DIMS)
+    with pytest.raises(ModelFolderError, match="expects 6 classifier and 10 generic features"):
+        gate.is_leaf(features[0][:, :5], features[0][:, 5:])
 
 
 def test_save_and_load_round_trip(features, tmp_path):
-    gate, _ = fit_gate(*features)
+    gate, _ = fit_gate(*features, CLASSIFIER_DIMS)
     loaded = LeafGate.load(gate.save(tmp_path))
-    assert loaded.backbone == gate.backbone and loaded.threshold == pytest.approx(gate.threshold, rel=1e-5)
-    assert np.allclose(loaded.score(features[0]), gate.score(features[0]), rtol=1e-4, atol=1e-4)
+    assert (loaded.backbone, loaded.image_size, loaded.classifier_dims) == (gate.backbone, gate.image_size,
+                                                                            CLASSIFIER_DIMS)
+    assert loaded.threshold == pytest.approx(gate.threshold, rel=1e-5)
+    rows = features[0]
+    assert np.allclose(loaded.score(rows[:, :6], rows[:, 6:]), gate.score(rows[:, :6], rows[:, 6:]), rtol=1e-4,
+                       atol=1e-4)
 
 
 def test_an_unreadable_gate_file_is_a_clear_model_folder_error(tmp_path):
@@ -52,12 +68,11 @@ def test_an_unreadable_gate_file_is_a_clear_model_folder_error(tmp_path):
         LeafGate.load(tmp_path / GATE_FILE)
 
 
-def test_a_release_names_its_gate_by_path_and_hash(features, tmp_path, caplog):
-    gate_dir, model_dir = tmp_path / "leaf_gate", tmp_path / "release"
-    model_dir.mkdir()
-    path = fit_gate(*features)[0].save(gate_dir)
-    reference = gate_reference(model_dir, path)
-    assert reference["file"] == "../leaf_gate/leaf_gate.safetensors"
+def test_a_release_names_its_gate_by_file_and_hash(features, tmp_path, caplog):
+    model_dir = tmp_path / "release"
+    path = fit_gate(*features, CLASSIFIER_DIMS)[0].save(model_dir)
+    reference = gate_reference(model_dir)
+    assert reference["file"] == GATE_FILE
     assert gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference)).threshold == pytest.approx(
         LeafGate.load(path).threshold)
     with pytest.raises(ModelFolderError, match="sha256 differs"):
@@ -65,35 +80,34 @@ def test_a_release_names_its_gate_by_path_and_hash(features, tmp_path, caplog):
     path.unlink()
     with pytest.raises(ModelFolderError, match="missing"):
         gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference))
-    (model_dir / RETIRED_FILE).write_bytes(b"old")
     with caplog.at_level(logging.WARNING):
         assert gate_for_model(model_dir, ReleaseMetadata()) is None
-    assert "retired" in caplog.text and "not be turned away" in caplog.text
+    assert "not be turned away" in caplog.text
 
 
 @pytest.fixture(scope="module")
 def fitted_gate(trained, field_photos, tmp_path_factory):
-    """The real gate network and fitting code on the fixture photos, attached to a trained fixture model."""
-    folder = tmp_path_factory.mktemp("gate")
-    model_dir = shutil.copytree(trained[1], folder / "model")
-    report = fit_leaf_gate(load_leaf_dataset(LEAVES), model_dir / "split.csv", field_photos, folder / "leaf_gate",
-                           scenes_per_kind=4)
-    attach_gate([model_dir], folder / "leaf_gate", report)
-    return folder / "leaf_gate", model_dir
+    """The real networks and fitting code on the fixture photos, for a trained fixture model."""
+    model_dir = shutil.copytree(trained[1], tmp_path_factory.mktemp("gate") / "model")
+    reports = fit_leaf_gates(load_leaf_dataset(LEAVES), model_dir / "split.csv", field_photos, [model_dir],
+                             scenes_per_kind=4)
+    return model_dir, reports["model"]
 
 
 @pytest.mark.slow
 def test_fitted_on_fixtures_the_gate_keeps_leaves_and_turns_away_a_cat(fitted_gate, trained, field_photos):
-    gate_dir, model_dir = fitted_gate
+    model_dir, fitted = fitted_gate
     report = read_config(model_dir)["cropdx"]["leaf_gate"]["report"]
-    assert report["non_leaf_holdout_photos"] == 2 and report["non_leaf_holdout_rejected"] == 1.0
+    assert report["threshold"] == fitted["threshold"] and (model_dir / GATE_FILE).is_file()
+    assert report["non_leaf_holdout_photos"] == 2 and report["non_leaf_holdout_rejected"] >= 0.5
     assert report["field_proxy_validation_turned_away"] <= 0.5
     predictor = Predictor.from_folder(model_dir)
     assert predictor.gate is not None
     cat = Image.fromarray(skdata.chelsea())
     assert predictor.diagnose(cat).status == "not_a_leaf"
-    leaves = [row["image"]["path"] for row in trained[0].splits["validation"]]
-    assert predictor.gate.check([Image.open(p).convert("RGB") for p in leaves]).mean() >= 0.5
+    leaves = [Image.open(row["image"]["path"]).convert("RGB") for row in trained[0].splits["validation"]]
+    assert np.mean(predictor.is_leaf(leaves, predictor.forward(leaves)[1])) >= 0.5
+    assert predictor.gate.classifier_dims == 1280  # the fixture model is a MobileNetV2
 
 
 def test_gate_features_come_from_the_generic_network(field_photos):
@@ -103,23 +117,29 @@ def test_gate_features_come_from_the_generic_network(field_photos):
 
 def test_fit_leaf_gate_refuses_an_unknown_release_before_fitting(capsys):
     assert main(["fit-leaf-gate", "--data", str(LEAVES), "--split-csv", "x.csv", "--field-photos", "nowhere",
-                 "--out", "nowhere", "--attach", "no_such_release"]) == 2
+                 "--models", "no_such_release"]) == 2
     assert "no_such_release" in capsys.readouterr().err
 
 
-def test_the_exported_gate_scores_as_the_pytorch_gate(features, tmp_path):
-    """One ONNX graph: the generic network's pooled features and the folded linear score."""
-    from cropdx_hf.gate.export import export_gate
-    from cropdx_hf.inference.onnx_predictor import OnnxGate
+def test_the_exported_gate_network_gives_the_pytorch_features(tmp_path):
+    from cropdx_hf.gate.network import generic_features
+    from cropdx_hf.inference.onnx_predictor import GATE_ONNX, GATE_ONNX_INT8, OnnxGateNetwork
+    from cropdx_hf.release.gate_export import export_gate_network, is_current, withdraw_int8
 
-    rng = np.random.default_rng(1)
-    gate = LeafGate(rng.normal(0, 0.1, 1280), np.full(1280, 0.5), rng.normal(0, 0.05, 1280), 0.2, 0.0)
     photos = sorted(str(p) for p in LEAVES.glob("*/*"))[::9]
-    report = export_gate(gate.save(tmp_path / "gate"), tmp_path / "onnx", photos)
-    assert report["max_abs_score_diff"] < 1e-3 and report["decisions_agree"] == 1.0
-    onnx_gate = OnnxGate(tmp_path / "onnx")
+    report = export_gate_network(tmp_path, photos, calibration_images=photos)
+    assert report["max_abs_feature_diff"] < 1e-3 and is_current(tmp_path) and not is_current(tmp_path, image_size=224)
     images = [Image.open(p).convert("RGB") for p in photos]
-    assert (onnx_gate.check(images) == gate.check(images)).all()
+    expected = generic_features(images).numpy()
+    int8 = OnnxGateNetwork(tmp_path)
+    assert int8.file_name == GATE_ONNX_INT8 and report["int8"]["served"]
+    cosine = (int8.features(images) * expected).sum(1) / np.linalg.norm(int8.features(images), axis=1) / \
+        np.linalg.norm(expected, axis=1)
+    assert cosine.min() > 0.95
+    withdraw_int8(tmp_path, "test")
+    fp32 = OnnxGateNetwork(tmp_path)
+    assert fp32.file_name == GATE_ONNX and not (tmp_path / GATE_ONNX_INT8).exists()
+    assert np.allclose(fp32.features(images), expected, atol=1e-3)
 
 
 @pytest.mark.slow
@@ -128,8 +148,9 @@ def test_the_released_gate_rejects_non_leaf_photos_it_never_saw(tmp_path):
     """Issue target: >= 97 % of non-leaf photos rejected; these are the held-out ones that install offline."""
     collect = runpy.run_path(str(ROOT / "scripts" / "field_photos.py"))["collect"]
     holdout = sorted((collect(tmp_path, debian=False).out / "non_leaf" / "holdout").glob("*"))
-    gate = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE)).gate
-    rejected = ~gate.check([Image.open(p).convert("RGB") for p in holdout])
+    predictor = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE))
+    photos = [Image.open(p).convert("RGB") for p in holdout]
+    rejected = ~np.array(predictor.is_leaf(photos, predictor.forward(photos)[1]))
     assert len(holdout) >= 10 and rejected.mean() >= 0.9, [p.name for p, r in zip(holdout, rejected, strict=True)
                                                            if not r]
 
@@ -137,17 +158,14 @@ def test_the_released_gate_rejects_non_leaf_photos_it_never_saw(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
 def test_the_released_gate_accepts_the_test_split_leaves(shared_data, default_exports):
-    """Issue target: <= 2 % of the 1,818 leaf-grouped test photos turned away, scored with the exported gate
-    (batched ONNX: the same decisions as the PyTorch gate, a fraction of its time)."""
+    """Issue target: <= 2 % of the 1,818 leaf-grouped test photos turned away, through the exported classifier
+    and gate network (batched ONNX: the same decisions as the PyTorch gate, a fraction of its time)."""
     from cropdx_hf.data.loading import load_leaf_dataset
     from cropdx_hf.evaluation.predictions import select_split
-    from cropdx_hf.gate.leaf_gate import GATE_FOLDER
-    from cropdx_hf.inference.images import load_image
-    from cropdx_hf.inference.onnx_predictor import OnnxGate
+    from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 
     rows = select_split(load_leaf_dataset(shared_data), RELEASES.path(DEFAULT_RELEASE) / "split.csv", "test")
-    gate = OnnxGate(default_exports / GATE_FOLDER)
+    predictor = OnnxPredictor.for_release(RELEASES.path(DEFAULT_RELEASE), default_exports / DEFAULT_RELEASE)
     paths = [image["path"] for image in rows["image"]]
-    accepted = np.concatenate([gate.check([load_image(p) for p in paths[i:i + 64]])
-                               for i in range(0, len(paths), 64)])
-    assert len(paths) > 1000 and accepted.mean() >= 0.98
+    statuses = [d.status for i in range(0, len(paths), 64) for d in predictor.diagnose_many(paths[i:i + 64])]
+    assert len(paths) > 1000 and np.mean([s != "not_a_leaf" for s in statuses]) >= 0.98

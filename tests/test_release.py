@@ -2,7 +2,6 @@
 self-contained upload, the comparison table."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -17,27 +16,28 @@ from cropdx_hf.modeling.folder import save_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.release.compare import write_comparison
 from cropdx_hf.release.export import file_sha256, photo_set_digest
-from cropdx_hf.release.hub import _self_contained
+from cropdx_hf.release.hub import _files
 from cropdx_hf.release.registry import Releases, resolve_model
 from cropdx_hf.release.timing import latency_summary, timed
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    """Two releases of different sizes and a shared gate, as a models folder holds them."""
+    """Two releases of different sizes, the small one with its leaf gate, as a models folder holds them."""
     root = tmp_path_factory.mktemp("models")
     for name, backbone, f1 in (("small", "mobilenetv2_100", 0.970), ("large", "efficientnet_lite2", 0.975)):
         folder = save_model_folder(create_backbone(backbone, num_classes=len(CLASS_IDS)), root / name,
                                    list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
         (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}}))
     rng = np.random.default_rng(0)
-    LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5).save(root / "leaf_gate")
+    LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5, classifier_dims=4).save(root / "small")
+    ReleaseMetadata.update(root / "small", leaf_gate=gate_reference(root / "small"))
     return root
 
 
 def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir):
     releases = Releases(models_dir)
-    assert releases.names() == ["large", "small"]  # leaf_gate/ is not a release
+    assert releases.names() == ["large", "small"]
     assert releases.recommended() == "small"  # within a point of the best and fewer parameters
     row = releases.describe("small")
     assert row["recommended"] and row["params"] > 2_000_000 and row["backbone"] == "mobilenetv2_100"
@@ -88,15 +88,10 @@ def test_one_timing_loop_counts_only_the_timed_runs():
     assert summary == {"p50_ms": 20.0, "p95_ms": 29.0, "images_per_s": 200.0}
 
 
-def test_a_pushed_release_carries_its_gate_and_points_at_it(models_dir, tmp_path):
-    release = shutil.copytree(models_dir / "small", tmp_path / "models" / "small")
-    shutil.copytree(models_dir / "leaf_gate", tmp_path / "models" / "leaf_gate")
-    ReleaseMetadata.update(release, leaf_gate=gate_reference(release, tmp_path / "models" / "leaf_gate" / GATE_FILE))
-    operations = {op.path_in_repo: op for op in _self_contained(release)}
-    assert GATE_FILE in operations and "config.json" in operations
-    pushed = json.loads(operations["config.json"].path_or_fileobj)
-    assert pushed["cropdx"]["leaf_gate"]["file"] == GATE_FILE
-    assert ReleaseMetadata.read(release).leaf_gate["file"] == "../leaf_gate/leaf_gate.safetensors"
+def test_a_pushed_release_carries_its_gate(models_dir):
+    operations = {op.path_in_repo for op in _files(models_dir / "small")}
+    assert {GATE_FILE, "config.json", "model.safetensors"} <= operations
+    assert ReleaseMetadata.read(models_dir / "small").leaf_gate["file"] == GATE_FILE
 
 
 def test_the_comparison_table_shows_lab_and_field_proxy(tmp_path):

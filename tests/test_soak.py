@@ -4,7 +4,6 @@ import runpy
 
 import pytest
 
-from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.conftest import ROOT
 
@@ -13,10 +12,9 @@ pytestmark = pytest.mark.slow
 
 def test_a_short_soak_answers_every_bad_input_with_a_4xx_and_never_fails(default_exports, tmp_path):
     soak = runpy.run_path(str(ROOT / "scripts" / "soak_space.py"))["soak"]
-    models = tmp_path / "models"  # the default release and its gate: the only ones default_exports holds
+    models = tmp_path / "models"  # the default release: the only one default_exports holds
     models.mkdir()
-    for name in (DEFAULT_RELEASE, GATE_FOLDER):
-        (models / name).symlink_to(ROOT / "models" / name)
+    (models / DEFAULT_RELEASE).symlink_to(ROOT / "models" / DEFAULT_RELEASE)
     result = soak(60, 4, 10, warmup=5, server_args=["--exports-dir", str(default_exports), "--models-dir", str(models)])
     assert result["requests"] == 60 and result["bad_inputs"] == 6 and result["server_errors"] == 0
     assert result["bad_inputs_answered_4xx_with_a_message"] == 6

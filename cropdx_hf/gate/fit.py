@@ -4,20 +4,21 @@ The lab-only gate (Mahalanobis distance to PlantVillage photos) turned away two 
 leaf on soil is far from a leaf on paper. This gate is discriminative and trained with many negatives (outlier
 exposure, Hendrycks et al. 2019): positives are lab photos and field-style composites of training leaves,
 negatives are real non-leaf photos and crops of them plus bare procedural scenes (soil, sky, walls, hands). A
-logistic regression on the generic network's pooled features (sklearn) separates them. Its threshold is the
-most lenient one that still rejects 99 % of the negatives scored out of fold (each photo's crops held out
-together), so it accepts as many field leaves as a 1 % false-accept budget allows. It is measured on lab test
-leaves, field-proxy leaves and non-leaf photos it never saw.
+logistic regression (sklearn) on the release's classifier features beside a generic network's separates them.
+Its threshold is the most lenient one that still rejects 99 % of the negatives scored out of fold (each photo's
+crops held out together), so it accepts as many field leaves as a 1 % false-accept budget allows. It is measured
+on lab test leaves, field-proxy leaves and non-leaf photos it never saw. The photos and the generic features are
+made once for all the releases fitted in one run.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
@@ -32,10 +33,14 @@ from cropdx_hf.evaluation.predictions import predict_logits
 from cropdx_hf.field.composite import FieldStyle, field_view
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.field.textures import TEXTURES
-from cropdx_hf.gate.leaf_gate import GATE_BACKBONE, GATE_FILE, LeafGate, gate_reference
+from cropdx_hf.gate.leaf_gate import LeafGate, gate_reference
 from cropdx_hf.gate.network import gate_network, pooled_features
 from cropdx_hf.inference.images import load_image
+from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+
+if TYPE_CHECKING:
+    import torch
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 LAB_PER_CLASS, FIELD_PER_CLASS = 60, 100  # positives: lab photos and field-style views per class
@@ -58,8 +63,9 @@ def folder_photos(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
-def features_of(rows: datasets.Dataset) -> np.ndarray:
-    return predict_logits(gate_network(GATE_BACKBONE)[0], rows, forward=pooled_features)[0]
+def features_of(rows: datasets.Dataset, model: torch.nn.Module | None = None) -> np.ndarray:
+    """Pooled features of every row: the generic gate network's, or `model`'s (a release's classifier)."""
+    return predict_logits(model if model is not None else gate_network()[0], rows, forward=pooled_features)[0]
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -79,18 +85,18 @@ def _per_class(rows: datasets.Dataset, per_class: int, seed: int) -> datasets.Da
     return rows.select(keep)
 
 
-def positives(train: datasets.Dataset, scenes: FieldScenes) -> np.ndarray:
+def positives(train: datasets.Dataset, scenes: FieldScenes) -> datasets.Dataset:
     lab = _per_class(train, LAB_PER_CLASS, seed=1)
     field = _per_class(train, FIELD_PER_CLASS, seed=2)
     views = [field_view(load_image(image.get("bytes") or image["path"]), scenes.train_bank, seed,
                         FieldStyle(lab_share=0.0)) for seed, image in enumerate(field["image"])]
-    return np.concatenate([features_of(lab), features_of(photo_rows(views))])
+    return photo_rows([image.get("bytes") or image["path"] for image in lab["image"]] + views)
 
 
 def negatives(non_leaf: Sequence[Path], rng: np.random.Generator, scenes_per_kind: int = SCENES_PER_KIND
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Features of each photo and its random crops, then of bare scenes; and a group id per row (one per photo
-    or scene) so that cross-validation holds a photo's crops out together."""
+              ) -> tuple[datasets.Dataset, np.ndarray]:
+    """Each photo and its random crops, then bare scenes; and a group id per row (one per photo or scene) so
+    that cross-validation holds a photo's crops out together."""
     images, groups = [], []
     for group, path in enumerate(non_leaf):
         photo = load_image(path)
@@ -105,7 +111,36 @@ def negatives(non_leaf: Sequence[Path], rng: np.random.Generator, scenes_per_kin
         for _ in range(scenes_per_kind):
             images.append(_jpeg(TEXTURES[kind](rng, (288, 288))))
             groups.append(len(non_leaf) + len(groups))
-    return features_of(photo_rows(images)), np.asarray(groups)
+    return photo_rows(images), np.asarray(groups)
+
+
+@dataclass
+class GatePhotos:
+    """What every release's gate is fitted on (`positives`, `negatives`) and measured on (`measured`)."""
+
+    positives: datasets.Dataset
+    negatives: datasets.Dataset
+    negative_groups: np.ndarray
+    measured: dict[str, datasets.Dataset]
+
+    @classmethod
+    def build(cls, data: LeafDataset, split_csv: str | Path, field_photos: str | Path, seed: int = 0,
+              scenes_per_kind: int = SCENES_PER_KIND) -> GatePhotos:
+        photos = Path(field_photos)
+        splits = split_dataset(data, split_csv)
+        scenes = FieldScenes.from_folder(photos, splits["train"])
+        negative, groups = negatives(folder_photos(photos / "non_leaf" / "fit"), np.random.default_rng(seed),
+                                     scenes_per_kind)
+        measured = {"lab_test": splits["test"], "field_proxy_validation": scenes.proxy(splits["validation"]),
+                    "field_proxy_test": scenes.proxy(splits["test"]),
+                    "non_leaf_holdout": photo_rows(folder_photos(photos / "non_leaf" / "holdout")),
+                    "other_plants": photo_rows(folder_photos(photos / "other_plants"))}
+        return cls(positives(splits["train"], scenes), negative, groups, measured)
+
+    def sets(self) -> dict[str, datasets.Dataset]:
+        """Every set with photos in it (a collection may hold no photos of other plants)."""
+        every = {"positives": self.positives, "negatives": self.negatives, **self.measured}
+        return {name: rows for name, rows in every.items() if len(rows)}
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[StandardScaler, LogisticRegression]:
@@ -122,50 +157,56 @@ def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: 
     return scores
 
 
-def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray) -> tuple[LeafGate, dict]:
+def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray, classifier_dims: int
+             ) -> tuple[LeafGate, dict]:
+    """Rows are [classifier features, generic features]; the first `classifier_dims` columns are the former."""
     x = np.concatenate([positive, negative])
     y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
     groups = np.r_[-1 - np.arange(len(positive)), negative_groups]
     held_out = out_of_fold_scores(x, y, groups)
     threshold = float(np.quantile(held_out[y == 0], NEGATIVES_REJECTED))
     scaler, model = _fit(x, y)
-    gate = LeafGate(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), threshold)
+    gate = LeafGate(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), threshold,
+                    classifier_dims)
     return gate, {"positives": int(len(positive)), "negatives": int(len(negative)),
                   "out_of_fold_negatives_rejected": float(np.mean(held_out[y == 0] < threshold)),
                   "out_of_fold_positives_accepted": float(np.mean(held_out[y == 1] >= threshold))}
 
 
-def fit_leaf_gate(data: LeafDataset, split_csv: str | Path, field_photos: str | Path, out: str | Path,
-                  seed: int = 0, scenes_per_kind: int = SCENES_PER_KIND) -> dict[str, Any]:
-    """Fit on the training split and `field_photos` (scripts/field_photos.py), measure, save to `out`."""
-    photos = Path(field_photos)
-    splits = split_dataset(data, split_csv)
-    scenes = FieldScenes.from_folder(photos, splits["train"])
-    negative, groups = negatives(folder_photos(photos / "non_leaf" / "fit"), np.random.default_rng(seed),
-                                 scenes_per_kind)
-    gate, fitted = fit_gate(positives(splits["train"], scenes), negative, groups)
+def fit_leaf_gates(data: LeafDataset, split_csv: str | Path, field_photos: str | Path,
+                   model_dirs: Sequence[str | Path], seed: int = 0, scenes_per_kind: int = SCENES_PER_KIND
+                   ) -> dict[str, dict[str, Any]]:
+    """Fit, measure and save each release's gate (into its folder, named in its config) on one set of photos."""
+    photos = GatePhotos.build(data, split_csv, field_photos, seed, scenes_per_kind)
+    generic = {name: features_of(rows) for name, rows in photos.sets().items()}
+    return {Path(model_dir).name: _fit_release_gate(Path(model_dir), photos, generic) for model_dir in model_dirs}
 
-    def accepted(rows: datasets.Dataset) -> float:
-        return float(gate.is_leaf(features_of(rows)).mean()) if len(rows) else float("nan")
 
-    holdout, other_plants = folder_photos(photos / "non_leaf" / "holdout"), folder_photos(photos / "other_plants")
+def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np.ndarray]) -> dict[str, Any]:
+    model = load_model_folder(model_dir)[0]
+    features = {name: np.concatenate([features_of(rows, model), generic[name]], axis=1)
+                for name, rows in photos.sets().items()}
+    classifier_dims = features["positives"].shape[1] - generic["positives"].shape[1]
+    gate, fitted = fit_gate(features["positives"], features["negatives"], photos.negative_groups, classifier_dims)
+
+    def accepted(name: str) -> float:
+        if name not in features:
+            return float("nan")
+        rows, dims = features[name], gate.classifier_dims
+        return float(gate.is_leaf(rows[:, :dims], rows[:, dims:]).mean())
+
     report = {
-        "method": f"logistic regression (C {REGULARIZATION:g}) on bare ImageNet {gate.backbone} pooled features; "
-                  f"threshold rejects {NEGATIVES_REJECTED:.0%} of out-of-fold negatives",
-        "gate_backbone": gate.backbone, **fitted, "threshold": gate.threshold,
-        "lab_test_turned_away": 1 - accepted(splits["test"]), "lab_test_photos": len(splits["test"]),
-        "field_proxy_validation_turned_away": 1 - accepted(scenes.proxy(splits["validation"])),
-        "field_proxy_test_turned_away": 1 - accepted(scenes.proxy(splits["test"])),
-        "non_leaf_holdout_photos": len(holdout), "non_leaf_holdout_rejected": 1 - accepted(photo_rows(holdout)),
-        "other_plant_photos": len(other_plants), "other_plants_accepted": accepted(photo_rows(other_plants)),
+        "method": f"logistic regression (C {REGULARIZATION:g}) on the classifier's pooled features and a bare "
+                  f"ImageNet {gate.backbone}'s at {gate.image_size} px; threshold rejects "
+                  f"{NEGATIVES_REJECTED:.0%} of out-of-fold negatives",
+        "gate_backbone": gate.backbone, "gate_image_size": gate.image_size, **fitted, "threshold": gate.threshold,
+        "lab_test_turned_away": 1 - accepted("lab_test"), "lab_test_photos": len(photos.measured["lab_test"]),
+        "field_proxy_validation_turned_away": 1 - accepted("field_proxy_validation"),
+        "field_proxy_test_turned_away": 1 - accepted("field_proxy_test"),
+        "non_leaf_holdout_photos": len(photos.measured["non_leaf_holdout"]),
+        "non_leaf_holdout_rejected": 1 - accepted("non_leaf_holdout"),
+        "other_plant_photos": len(photos.measured["other_plants"]), "other_plants_accepted": accepted("other_plants"),
     }
-    gate.save(out)
-    (Path(out) / "gate.json").write_text(json.dumps(report, indent=2))
+    gate.save(model_dir)
+    ReleaseMetadata.update(model_dir, leaf_gate={**gate_reference(model_dir), "report": report})
     return report
-
-
-def attach_gate(model_dirs: Sequence[str | Path], gate_dir: str | Path, report: dict[str, Any]) -> None:
-    """Name the gate in each model's config (path, hash and its measured report)."""
-    for model_dir in model_dirs:
-        ReleaseMetadata.update(model_dir, leaf_gate={**gate_reference(model_dir, Path(gate_dir) / GATE_FILE),
-                                                     "report": report})

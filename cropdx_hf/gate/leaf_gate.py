@@ -1,20 +1,21 @@
-"""The leaf gate at run time: a linear leaf / not-a-leaf score on a generic network's pooled features.
+"""The leaf gate at run time: a linear leaf / not-a-leaf score on two kinds of evidence about the photo.
 
-A release's config names the gate file it uses (`cropdx.leaf_gate`: path relative to the model folder and its
-sha256). The releases share one file under models/leaf_gate/; a pushed repo carries its own copy. A named
-gate that is missing or altered is an error, never a silent run without one.
+The score reads the release's own classifier features (what a field leaf of our crops looks like, learnt from
+field-style views) beside a generic ImageNet network's pooled features (what a dog, a face or a wall looks like).
+Either alone does worse on the proxies (docs/field.md): the classifier folds unknown scenes onto its 15 classes,
+and the generic network has never seen a diseased leaf on soil. Each release has its own gate file
+(`leaf_gate.safetensors` in its folder, named with its sha256 in the config): the classifier features differ from
+release to release. A named gate that is missing or altered is an error, never a silent run without one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -23,46 +24,52 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
-GATE_BACKBONE = "mobilenetv2_100"  # the bare ImageNet network the gate reads photos through (gate/network.py)
-GATE_FOLDER = "leaf_gate"  # in a models folder the shared gate, in an exports folder its ONNX export
+GATE_BACKBONE = "mobilenetv2_100"  # the bare ImageNet network beside the classifier (gate/network.py)
+# 160 px: a quarter of the network's cost at 224 px once in INT8 (3.4 against 6.9 ms a photo on one core), for
+# 0.2-0.5 point more field-proxy leaves turned away and the same non-leaf rejection (docs/field.md)
+GATE_IMAGE_SIZE = 160
+GATE_FOLDER = "leaf_gate"  # in an exports folder: the generic network's ONNX file, which every release shares
 RETIRED_FILE = "leaf_detector.safetensors"  # the Mahalanobis gate before field training: lab leaves only
 FIELDS = ("mean", "scale", "weights", "bias", "threshold")
 
 
 @dataclass
 class LeafGate:
-    """score = weights . (features - mean) / scale + bias; a photo is a leaf when score >= threshold."""
+    """score = weights . (features - mean) / scale + bias, features = [classifier features, generic features];
+    a photo is a leaf when score >= threshold."""
 
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: float
     threshold: float
+    classifier_dims: int  # how many leading features come from the release's classifier
     backbone: str = GATE_BACKBONE
+    image_size: int = GATE_IMAGE_SIZE
 
-    def score(self, features: np.ndarray) -> np.ndarray:
+    def score(self, classifier_features: np.ndarray, generic_features: np.ndarray) -> np.ndarray:
         """The leaf log-odds of the fitted logistic regression; larger means more leaf-like."""
-        return (np.asarray(features, np.float64) - self.mean) / self.scale @ self.weights + self.bias
+        classifier_features, generic_features = np.asarray(classifier_features), np.asarray(generic_features)
+        if classifier_features.shape[-1] + generic_features.shape[-1] != len(self.weights) \
+                or classifier_features.shape[-1] != self.classifier_dims:
+            raise ModelFolderError(f"the leaf gate expects {self.classifier_dims} classifier and "
+                                   f"{len(self.weights) - self.classifier_dims} generic features, got "
+                                   f"{classifier_features.shape[-1]} and {generic_features.shape[-1]}")
+        # the standardisation folded into the weights: two dot products per photo
+        weights = self.weights / self.scale
+        bias = self.bias - weights @ self.mean
+        dims = self.classifier_dims
+        return classifier_features @ weights[:dims] + generic_features @ weights[dims:] + bias
 
-    def is_leaf(self, features: np.ndarray) -> np.ndarray:
-        return self.score(features) >= self.threshold
-
-    def check(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Which of these (already decoded) photos look like leaves, through the PyTorch gate network."""
-        import torch
-
-        from cropdx_hf.gate.network import gate_network, pooled_features
-
-        model, transform = gate_network(self.backbone)
-        with torch.inference_mode():
-            features = pooled_features(model, torch.stack([transform(image) for image in images]))
-        return self.is_leaf(features.numpy())
+    def is_leaf(self, classifier_features: np.ndarray, generic_features: np.ndarray) -> np.ndarray:
+        return self.score(classifier_features, generic_features) >= self.threshold
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / GATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: np.ascontiguousarray(np.atleast_1d(getattr(self, name)), dtype=np.float32) for name in FIELDS}
-        save_file(tensors, str(path), metadata={"backbone": self.backbone})
+        save_file(tensors, str(path), metadata={"backbone": self.backbone, "image_size": str(self.image_size),
+                                                "classifier_dims": str(self.classifier_dims)})
         return path
 
     @classmethod
@@ -70,21 +77,23 @@ class LeafGate:
         try:
             with safe_open(str(path), framework="numpy") as f:
                 t = {name: f.get_tensor(name).astype(np.float64) for name in FIELDS}
-                backbone = (f.metadata() or {}).get("backbone", GATE_BACKBONE)
+                meta = f.metadata() or {}
+            classifier_dims, backbone, image_size = int(meta["classifier_dims"]), meta["backbone"], \
+                int(meta["image_size"])
         except Exception as err:  # safetensors raises its own error types for damaged files, KeyError for others
-            raise ModelFolderError(f"{path}: not a readable leaf gate ({err}); refit it with "
-                                   "`cropdx fit-leaf-gate`") from err
-        return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), float(t["threshold"][0]), backbone)
+            raise ModelFolderError(f"{path}: not a readable leaf gate ({type(err).__name__}: {err}); refit it "
+                                   "with `cropdx fit-leaf-gate`") from err
+        return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), float(t["threshold"][0]),
+                   classifier_dims, backbone, image_size)
 
 
 def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def gate_reference(model_dir: str | Path, gate_file: str | Path) -> dict[str, str]:
-    """What a release's config records to name its gate: the path relative to the folder, and the hash."""
-    relative = Path(gate_file).resolve().relative_to(Path(model_dir).resolve().parent)
-    return {"file": (Path("..") / relative).as_posix(), "sha256": file_digest(gate_file)}
+def gate_reference(model_dir: str | Path) -> dict[str, str]:
+    """What a release's config records to name its gate: the file in its folder, and the file's hash."""
+    return {"file": GATE_FILE, "sha256": file_digest(Path(model_dir) / GATE_FILE)}
 
 
 def gate_for_model(model_dir: str | Path, metadata: ReleaseMetadata) -> LeafGate | None:

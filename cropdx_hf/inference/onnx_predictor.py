@@ -21,6 +21,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.gate.leaf_gate import GATE_FOLDER, LeafGate, gate_for_model
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
@@ -28,8 +29,9 @@ from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, class_ids, 
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
-GATE_ONNX = "leaf_gate.onnx"  # written by cropdx_hf.gate.export, with its report:
-GATE_EXPORT_REPORT = "gate_export.json"
+GATE_ONNX, GATE_ONNX_INT8 = "gate_network.onnx", "gate_network_int8.onnx"  # the gate's generic network,
+GATE_EXPORT_REPORT = "gate_network.json"  # written by cropdx_hf.release.gate_export with this report
+FEATURES_OUTPUT = "features"  # the classifier export's second output: the pooled features its head reads
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
 
 
@@ -45,6 +47,7 @@ def session(path: str | Path, threads: int = 2) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: graph optimisation logs one warning per folded constant
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -74,7 +77,8 @@ class Preprocessing:
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.resize * long / short)
         new_size = (self.resize, new_long) if width <= height else (new_long, self.resize)
-        photo = photo.resize(new_size, _RESAMPLE[self.interpolation])
+        if photo.size != new_size:  # PIL copies the photo even for a resize to its own size
+            photo = photo.resize(new_size, _RESAMPLE[self.interpolation])
         left, top = int(round((new_size[0] - self.size) / 2.0)), int(round((new_size[1] - self.size) / 2.0))
         return np.asarray(photo.crop((left, top, left + self.size, top + self.size)))
 
@@ -88,29 +92,37 @@ class Preprocessing:
         for i, photo in enumerate(photos):
             if (self.crop_key, i) not in crops:
                 crops[self.crop_key, i] = self.crop(photo)
-        return np.stack([self.normalize(crops[self.crop_key, i]) for i in range(len(photos))]).astype(np.float32)
+        return np.stack([self.normalize(crops[self.crop_key, i]) for i in range(len(photos))])
 
 
-class OnnxGate:
-    """The leaf gate exported by `cropdx export`: one graph from pixels to the leaf score."""
+class OnnxGateNetwork:
+    """The leaf gate's generic network exported by `cropdx export`: pixels to pooled features (INT8 while the
+    releases' verification keeps it, fp32 otherwise)."""
 
     def __init__(self, export_dir: str | Path, threads: int = 2):
         report = json.loads((Path(export_dir) / GATE_EXPORT_REPORT).read_text())
-        self.session = session(Path(export_dir) / GATE_ONNX, threads)
-        self.threshold: float = report["threshold"]
-        self.gate_sha256: str = report["gate_sha256"]
+        int8 = report.get("int8", {}).get("served") and (Path(export_dir) / GATE_ONNX_INT8).is_file()
+        self.file_name = GATE_ONNX_INT8 if int8 else GATE_ONNX
+        self.session = session(Path(export_dir) / self.file_name, threads)
+        self.backbone, self.image_size = report["backbone"], report["image_size"]
         self.preprocessing = Preprocessing.from_config(report["pretrained_cfg"])
 
-    def check(self, photos: Sequence[Image.Image], crops: dict | None = None) -> np.ndarray:
-        scores = self.session.run(None, {"pixel_values": self.preprocessing.batch(photos, crops)})[0]
-        return scores >= self.threshold
+    def features(self, photos: Sequence[Image.Image], crops: dict | None = None) -> np.ndarray:
+        return self.session.run(None, {"pixel_values": self.preprocessing.batch(photos, crops)})[0]
+
+
+def gate_network_dir(export_dir: str | Path) -> Path:
+    """Where a classifier export's gate network lies: beside it in a pushed repo's onnx/ folder, else in the
+    exports folder's shared leaf_gate/."""
+    export_dir = Path(export_dir)
+    return export_dir if (export_dir / GATE_ONNX).is_file() else export_dir.parent / GATE_FOLDER
 
 
 class OnnxPredictor:
     """Same interface as `Predictor`: calibrated probabilities, top-k and diagnoses from an export folder."""
 
     def __init__(self, export_dir: str | Path, file_name: str = ONNX_FP32, threads: int = 2,
-                 gate: OnnxGate | None = None):
+                 gate: LeafGate | None = None, gate_network: OnnxGateNetwork | None = None):
         config = read_config(export_dir, weights=file_name)
         self.session = session(Path(export_dir) / file_name, threads)
         self.input_name = self.session.get_inputs()[0].name
@@ -121,38 +133,48 @@ class OnnxPredictor:
         self.file_name = file_name
         self.data_config = config["pretrained_cfg"]
         self.preprocessing = Preprocessing.from_config(self.data_config)
-        self.gate = gate
+        if gate is not None and (gate_network is None or (gate_network.backbone, gate_network.image_size)
+                                 != (gate.backbone, gate.image_size)):
+            raise ModelFolderError(f"{export_dir}: its leaf gate reads {gate.backbone} at {gate.image_size} px, "
+                                   "which the exported gate network is not; run `cropdx export` again")
+        self.gate, self.gate_network = gate, gate_network
 
     @classmethod
-    def for_release(cls, model_dir: str | Path, export_dir: str | Path, gate_dir: str | Path,
-                    threads: int = 2) -> OnnxPredictor:
-        """The served files of a release's export, and the exported gate its config names (hash-checked)."""
-        meta = ReleaseMetadata.read(model_dir)
+    def from_export(cls, export_dir: str | Path, file_name: str | None = None, threads: int = 2) -> OnnxPredictor:
+        """An export folder with the leaf gate its config names (a copy lies in the folder) and the exported
+        gate network (`gate_network_dir`); `file_name` None: the file the export's verification qualified."""
+        gate = gate_for_model(export_dir, ReleaseMetadata.from_config(read_config(export_dir, weights=ONNX_FP32)))
+        network = OnnxGateNetwork(gate_network_dir(export_dir), threads) if gate else None
+        return cls(export_dir, file_name or served_file(export_dir), threads, gate, network)
+
+    @classmethod
+    def for_release(cls, model_dir: str | Path, export_dir: str | Path, threads: int = 2) -> OnnxPredictor:
+        """The served files of a release's export, checked to be made from the release's weights and gate."""
         exported = json.loads((Path(export_dir) / EXPORT_REPORT).read_text()).get("weights_sha256")
         if exported != hashlib.sha256((Path(model_dir) / WEIGHTS).read_bytes()).hexdigest():
             raise ModelFolderError(f"{export_dir}: exported from other weights than {model_dir} holds; run "
                                    "`cropdx export` again")
-        gate = None
-        if meta.leaf_gate:
-            gate = OnnxGate(gate_dir, threads)
-            if gate.gate_sha256 != meta.leaf_gate["sha256"]:
-                raise ModelFolderError(f"{gate_dir}: exported from another leaf gate than {model_dir} names; "
-                                       "run `cropdx export` again")
-        predictor = cls(export_dir, served_file(export_dir), threads, gate)
+        exported_gate = ReleaseMetadata.from_config(read_config(export_dir, weights=ONNX_FP32)).leaf_gate
+        if exported_gate != ReleaseMetadata.read(model_dir).leaf_gate:
+            raise ModelFolderError(f"{export_dir}: exported with another leaf gate than {model_dir} names; run "
+                                   "`cropdx export` again")
+        predictor = cls.from_export(export_dir, threads=threads)
         predictor.name = Path(model_dir).name
         return predictor
 
     def preprocess(self, image) -> np.ndarray:
         return self.preprocessing.normalize(self.preprocessing.crop(load_image(image)))
 
-    def logits(self, images: Sequence, crops: dict | None = None) -> np.ndarray:
+    def forward(self, images: Sequence, crops: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities, and the pooled features when the export returns them."""
         photos = [load_image(image) for image in images]
-        return self.session.run(None, {self.input_name: self.preprocessing.batch(photos, crops)})[0]
+        outputs = self.session.run(None, {self.input_name: self.preprocessing.batch(photos, crops)})
+        scaled = outputs[0] / self.temperature
+        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True), outputs[1] if len(outputs) > 1 else None
 
     def probabilities(self, images: Sequence, crops: dict | None = None) -> np.ndarray:
-        scaled = self.logits(images, crops) / self.temperature
-        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-        return exp / exp.sum(axis=-1, keepdims=True)
+        return self.forward(images, crops)[0]
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
@@ -162,8 +184,11 @@ class OnnxPredictor:
         """The PyTorch `Predictor.diagnose_many` rules (gate, quality, threshold, treatments) on ONNX Runtime."""
         photos = [load_image(image) for image in images]
         crops: dict = {}
-        probs = self.probabilities(photos, crops)
-        leaves = [None] * len(photos) if self.gate is None else [bool(v) for v in self.gate.check(photos, crops)]
+        probs, features = self.forward(photos, crops)
+        leaves: list[bool | None] = [None] * len(photos)
+        if self.gate is not None:
+            generic = self.gate_network.features(photos, crops)
+            leaves = [bool(v) for v in self.gate.is_leaf(features, generic)]
         return [decide(self.name, self.class_ids, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 

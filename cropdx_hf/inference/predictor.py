@@ -9,6 +9,7 @@ import timm.data
 import torch
 
 from cropdx_hf.gate.leaf_gate import LeafGate, gate_for_model
+from cropdx_hf.gate.network import generic_features, pooled_features
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
@@ -51,7 +52,21 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, images: Sequence) -> torch.Tensor:
         """Softmax of temperature-scaled logits, one row per image (paths, bytes or PIL images)."""
-        return (self.model(channels_last(self.pixels(images))) / self.temperature).softmax(dim=-1)
+        return self.forward(images)[0]
+
+    @torch.inference_mode()
+    def forward(self, images: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated probabilities and the pooled features the head turned into them (the leaf gate reads
+        those), from one pass."""
+        features = pooled_features(self.model, channels_last(self.pixels(images)))
+        return (self.model.get_classifier()(features) / self.temperature).softmax(dim=-1), features
+
+    def is_leaf(self, photos: Sequence, classifier_features: torch.Tensor) -> list[bool | None]:
+        """The gate's decision per photo; None for every photo when the model has no gate."""
+        if self.gate is None:
+            return [None] * len(photos)
+        generic = generic_features(list(photos), self.gate.backbone, self.gate.image_size)
+        return [bool(v) for v in self.gate.is_leaf(classifier_features.numpy(), generic.numpy())]
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
@@ -60,10 +75,10 @@ class Predictor:
     def diagnose_many(self, images: Sequence, top_k: int = 3) -> list[Diagnosis]:
         """`diagnose` for a batch of photos: one pass of the classifier and one of the gate."""
         photos = [load_image(image) for image in images]
-        probs = self.probabilities(photos).numpy()
-        leaves = [None] * len(photos) if self.gate is None else [bool(v) for v in self.gate.check(photos)]
+        probs, features = self.forward(photos)
+        leaves = self.is_leaf(photos, features)
         return [decide(self.name, self.class_ids, p, self.threshold, leaf, top_k, assess(photo))
-                for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
+                for p, leaf, photo in zip(probs.numpy(), leaves, photos, strict=True)]
 
     def predict(self, image, top_k: int = 3) -> list[ClassProbability]:
         probs = self.probabilities([image])[0]

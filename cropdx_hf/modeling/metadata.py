@@ -1,7 +1,7 @@
 """What a release is and what was measured about it: config.json's `cropdx` section, typed.
 
 Each field has one writer: training writes what the run was (backbone ... field_training), `cropdx calibrate` the
-temperature and threshold, `cropdx fit-leaf-gate --attach` the leaf gate, `cropdx export` the export record.
+temperature and threshold, `cropdx fit-leaf-gate` the leaf gate, `cropdx export` the export record.
 Everything else reads. Keys written by older cropdx versions (e.g. the retired `leaf_detector` report) are kept
 unread under `retired`, so an old folder still loads and writes back unchanged. Torch-free.
 """
@@ -35,7 +35,7 @@ class ReleaseMetadata:
     threshold: float = DEFAULT_THRESHOLD
     threshold_reason: str | None = None
     calibration: dict[str, Any] | None = None  # per validation set: ECE, coverage and accuracy at the threshold
-    # written by `cropdx fit-leaf-gate --attach` (cropdx_hf.gate.fit)
+    # written by `cropdx fit-leaf-gate` (cropdx_hf.gate.fit)
     leaf_gate: dict[str, Any] | None = None  # file (relative to the folder), sha256, report
     # written by `cropdx export` (cropdx_hf.release.export)
     export: dict[str, Any] | None = None

@@ -7,7 +7,6 @@ re-push of the same release makes no new commit. The endpoint and token come fro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
@@ -17,10 +16,9 @@ from requests.exceptions import Timeout
 
 import cropdx_hf
 from cropdx_hf.errors import HubError
-from cropdx_hf.gate.leaf_gate import GATE_FILE, GATE_FOLDER
+from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX
-from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, read_config
-from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
 from cropdx_hf.release.registry import Releases
 
 SKIP_DIRS = {"checkpoints", "runs", "__pycache__"}
@@ -57,27 +55,12 @@ def _commit(api: HfApi, repo_id: str, repo_type: str, operations: list[CommitOpe
         raise HubError(f"{repo_id}: the Hub refused the push ({exc})") from exc
 
 
-def _self_contained(model_dir: Path) -> list[CommitOperationAdd]:
-    """The release's files, with the leaf gate it shares with the other releases copied in and its config
-    pointing at that copy: a pushed repo needs nothing beside it."""
-    operations = _files(model_dir)
-    config = read_config(model_dir)
-    metadata = ReleaseMetadata.from_config(config)
-    if metadata.leaf_gate:
-        operations = [op for op in operations if op.path_in_repo != CONFIG]
-        operations.append(CommitOperationAdd(GATE_FILE, str(model_dir / metadata.leaf_gate["file"])))
-        metadata.leaf_gate = {**metadata.leaf_gate, "file": GATE_FILE}
-        config["cropdx"] = metadata.to_config()
-        operations.append(CommitOperationAdd(CONFIG, json.dumps(config, indent=2).encode()))
-    return operations
-
-
 def push_model(model_dir: Path, repo_id: str, exports: Path | None = None, revision: str | None = None,
                private: bool = False, gate_exports: Path | None = None) -> str:
-    """Push a model folder with its leaf gate, and its ONNX exports (under onnx/) when given; tag `revision` when
-    given. Returns the commit id."""
+    """Push a model folder (its leaf gate is one of its files), and its ONNX exports with the gate network (under
+    onnx/) when given; tag `revision` when given. Returns the commit id."""
     api = _api()
-    operations = _self_contained(model_dir)
+    operations = _files(model_dir)
     for folder, names in ((exports, ONNX_FILES), (gate_exports, (GATE_ONNX, GATE_EXPORT_REPORT))):
         if folder is not None and folder.is_dir():
             operations += [CommitOperationAdd(f"onnx/{name}", str(folder / name))
@@ -89,13 +72,13 @@ def push_model(model_dir: Path, repo_id: str, exports: Path | None = None, revis
 
 
 def push_space(repo_id: str, space_dir: Path, releases: Releases, private: bool = False) -> str:
-    """The Space folder plus what app.py needs beside it: the cropdx_hf package, the releases with their shared
-    leaf gate (models/), and their ONNX exports (exports/), which the Space serves."""
+    """The Space folder plus what app.py needs beside it: the cropdx_hf package, the releases (models/), and their
+    ONNX exports with the gate network they share (exports/), which the Space serves."""
     package = Path(cropdx_hf.__file__).parent
     operations = _files(space_dir) + _files(package, "cropdx_hf/")
+    for name in releases.names():
+        operations += _files(releases.models_dir / name, f"models/{name}/")
     for name in [*releases.names(), GATE_FOLDER]:
-        if (releases.models_dir / name).is_dir():
-            operations += _files(releases.models_dir / name, f"models/{name}/")
         if releases.exports_dir and (releases.exports_dir / name).is_dir():
             operations += _files(releases.exports_dir / name, f"exports/{name}/")
     return _commit(_api(), repo_id, "space", operations, "cropdx: push Space", private, space_sdk="gradio")

@@ -1,6 +1,6 @@
 """Where models come from: a model folder, a release of a models folder, or a Hub repo id. Torch-free.
 
-A models folder holds one sub-folder per release and the leaf gate they share (leaf_gate/). Nothing here looks
+A models folder holds one sub-folder per release (each with its own leaf gate). Nothing here looks
 for one on its own: the folder is given (`--models-dir`, or the CROPDX_MODELS variable), and so is the folder
 of ONNX exports (`--exports-dir`, CROPDX_EXPORTS). The repository's scripts and Space point them at its own
 models/ and exports/.
@@ -18,7 +18,6 @@ from typing import Any
 from safetensors import safe_open
 
 from cropdx_hf.errors import ModelFolderError, UnknownModelError
-from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.modeling.config import CONFIG, WEIGHTS, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 
@@ -66,10 +65,6 @@ class Releases:
         if self.exports_dir is None:
             raise ModelFolderError(f"no exports folder: pass --exports-dir or set {EXPORTS_ENV}")
         return self.exports_dir / name
-
-    @property
-    def gate_dir(self) -> Path:
-        return self.models_dir / GATE_FOLDER
 
     def recommended(self) -> str:
         """The release chosen by RECOMMENDATION, from each release's measured test metrics."""

@@ -24,7 +24,6 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
-GATE_EXPORT = "leaf_gate"  # the sub-folder of the exports folder that holds the releases' shared gate
 
 
 class Service:
@@ -50,7 +49,7 @@ class Service:
     def _load(self, name: str, model_dir: Path, backend: str):
         export = self.exports_dir / name if self.exports_dir else None
         if backend != "torch" and export is not None and (export / EXPORT_REPORT).is_file():
-            predictor = OnnxPredictor.for_release(model_dir, export, self.exports_dir / GATE_EXPORT, self.threads)
+            predictor = OnnxPredictor.for_release(model_dir, export, self.threads)
             precision = "INT8" if predictor.file_name == ONNX_INT8 else "fp32"
             self.backends[name] = f"onnxruntime ({precision} classifier{', ONNX leaf gate' if predictor.gate else ''})"
         elif backend == "onnx":
