@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,12 +52,14 @@ def running_space(backend: str, model: str | None = None, extra: list[str] | Non
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     cmd = [sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port), "--backend", backend,
            *(["--model", model] if model else []), *(extra or [])]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # a pipe nobody reads would fill up and stall the server
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(900):
             if server.poll() is not None:
-                raise RuntimeError(f"the Space did not start: {server.stderr.read()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"the Space did not start: {log.read()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
@@ -65,6 +68,7 @@ def running_space(backend: str, model: str | None = None, extra: list[str] | Non
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def client(url: str, photo: bytes, requests: int, deadline: float) -> list[float]:
