@@ -8,7 +8,7 @@ from PIL import Image
 
 from cropdx_hf.inference.diagnosis import decide
 from cropdx_hf.inference.images import load_image
-from cropdx_hf.inference.quality import TIPS, assess, percentile
+from cropdx_hf.inference.quality import TIPS, assess, level_at_share
 from cropdx_hf.labels import CLASS_IDS
 from tests.conftest import LEAVES, ROOT
 
@@ -61,9 +61,10 @@ def test_not_a_leaf_still_wins_and_says_what_else_is_wrong():
 
 
 @pytest.mark.parametrize("shape", [(224, 299), (7, 5), (1, 1), (3, 100)])
-def test_the_partial_sort_percentile_is_numpys(shape):
-    values = np.random.default_rng(0).random(shape).astype(np.float32) * 255
-    assert percentile(values, 99) == pytest.approx(float(np.percentile(values, 99)), abs=1e-4)
+def test_the_histogram_level_is_numpys_inverted_cdf_percentile(shape):
+    values = np.random.default_rng(0).integers(0, 256, shape)
+    expected = np.percentile(values, 99.9, method="inverted_cdf")
+    assert level_at_share(np.bincount(values.ravel(), minlength=256), 0.999) == expected
 
 
 @pytest.mark.parametrize(("mode", "colour"), [("P", True), ("1", False), ("I;16", False)])
