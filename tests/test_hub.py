@@ -85,7 +85,7 @@ def pushed(hub, tmp_path_factory):
     env = _env(hub.url, work / "pusher")
     exports = work / "exports"
     result, _ = _run([str(BIN / "cropdx"), "--exports-dir", str(exports), "export", "--model", DEFAULT_RELEASE,
-                      "--data", str(LEAVES), "--split", "all", "--no-record"], env)
+                      "--data", str(LEAVES), "--split", "all", "--rebuild", "--no-record"], env)
     assert result.returncode == 0, result.stderr[-3000:]
     push = [str(BIN / "cropdx"), "--exports-dir", str(exports), "push", "--model", DEFAULT_RELEASE, "--repo-id", REPO,
             "--revision", "v1.0.0"]

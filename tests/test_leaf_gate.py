@@ -158,14 +158,15 @@ def test_the_released_gate_rejects_non_leaf_photos_it_never_saw(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(DEFAULT_RELEASE not in RELEASES.names(), reason="the default release is not committed")
 def test_the_released_gate_accepts_the_test_split_leaves(shared_data, default_exports):
-    """Issue target: <= 2 % of the 1,818 leaf-grouped test photos turned away, through the exported classifier
-    and gate network (batched ONNX: the same decisions as the PyTorch gate, a fraction of its time)."""
+    """Issue target: <= 2 % of the leaf-grouped test photos turned away, through the exported classifier and gate
+    network (batched ONNX: the same decisions as the PyTorch gate). Every third photo, 606 of 1,818, keeps the
+    suite within its time; bench_field.py measures them all."""
     from cropdx_hf.data.loading import load_leaf_dataset
     from cropdx_hf.evaluation.predictions import select_split
     from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 
     rows = select_split(load_leaf_dataset(shared_data), RELEASES.path(DEFAULT_RELEASE) / "split.csv", "test")
     predictor = OnnxPredictor.for_release(RELEASES.path(DEFAULT_RELEASE), default_exports / DEFAULT_RELEASE)
-    paths = [image["path"] for image in rows["image"]]
+    paths = [image["path"] for image in rows["image"]][::3]
     statuses = [d.status for i in range(0, len(paths), 64) for d in predictor.diagnose_many(paths[i:i + 64])]
-    assert len(paths) > 1000 and np.mean([s != "not_a_leaf" for s in statuses]) >= 0.98
+    assert len(paths) > 600 and np.mean([s != "not_a_leaf" for s in statuses]) >= 0.98
