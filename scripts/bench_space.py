@@ -2,8 +2,9 @@
 
 For each backend (ONNX Runtime from `cropdx export`'s files, and PyTorch) it starts `space/app.py` as a
 subprocess, waits for /health, then N concurrent clients each post the same leaf photo to /predict `--requests`
-times (2 warm-up requests excluded). Reports throughput, latency p50/p95, the server's peak resident memory and
-the ONNX / PyTorch throughput ratio. Nothing leaves this machine.
+times (2 warm-up requests excluded); the backends take turns for `--rounds` rounds. Reports the median throughput
+and latency p50/p95 over the rounds, the server's peak resident memory and the median ONNX / PyTorch throughput
+ratio of the rounds. Nothing leaves this machine.
 
     python scripts/bench_space.py --clients 8 --requests 20 --json
 """
@@ -105,6 +106,16 @@ def bench(backend: str, args: argparse.Namespace) -> dict:
                 "server_peak_rss_mb": rss_mb(server.pid), "threads": args.threads or "default"}
 
 
+def summary(runs: list[dict]) -> dict:
+    """One backend over the rounds: the median of each speed figure, the highest peak RSS, every round kept."""
+    medians = {key: round(float(np.median([run[key] for run in runs])), 2 if key == "throughput_rps" else 1)
+               for key in ("throughput_rps", "p50_ms", "p95_ms")}
+    return {**runs[0], **medians, "requests": sum(run["requests"] for run in runs),
+            "server_peak_rss_mb": max(run["server_peak_rss_mb"] for run in runs),
+            "rounds": [{key: run[key] for key in ("throughput_rps", "p50_ms", "p95_ms", "server_peak_rss_mb")}
+                       for run in runs]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8)
@@ -113,15 +124,20 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads per model call in the server (default: the Space's own default)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per backend, taking turns; medians reported")
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = {backend: bench(backend, args) for backend in args.backend}
+    # the backends take turns, round after round: load from other work on the machine moves whole runs by 20-30 %,
+    # and a ratio of neighbouring runs is steadier than one of runs minutes apart
+    rounds = [{backend: bench(backend, args) for backend in args.backend} for _ in range(args.rounds)]
+    results = {backend: summary([run[backend] for run in rounds]) for backend in args.backend}
     report = {"command": "python scripts/bench_space.py " + " ".join(sys.argv[1:]), "cpu_count": os.cpu_count(),
               "results": results}
     if {"onnx", "torch"} <= set(results):
-        report["onnx_vs_torch_throughput"] = round(results["onnx"]["throughput_rps"]
-                                                   / results["torch"]["throughput_rps"], 2)
+        ratios = [run["onnx"]["throughput_rps"] / run["torch"]["throughput_rps"] for run in rounds]
+        report["onnx_vs_torch_throughput_per_round"] = [round(r, 2) for r in ratios]
+        report["onnx_vs_torch_throughput"] = round(float(np.median(ratios)), 2)
     if args.json:
         print(json.dumps(report, indent=2))
         return

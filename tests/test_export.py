@@ -14,7 +14,7 @@ from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.config import ONNX_FP32
-from cropdx_hf.release.quantize import INT8_SETUPS
+from cropdx_hf.release.quantize import INT8_SETUPS, quantize
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT
 
@@ -114,3 +114,27 @@ def test_the_docs_snippet_runs_without_torch_and_agrees(exported):
     assert result.returncode == 0, result.stderr[-2000:]
     names = [line.split("\t")[0] for line in result.stdout.strip().splitlines()]
     assert names == [display_name(p.class_name) for p in Predictor.from_folder(model_dir).predict(IMAGES[2])]
+
+
+def test_same_padding_is_fixed_for_export_and_the_logits_stay(tmp_path):
+    import onnx
+    import timm
+    import torch
+
+    from cropdx_hf.release.export import fix_same_padding
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=3).eval()
+    pixels = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        before = model(pixels)
+        fix_same_padding(model, (3, 224, 224))
+        after = model(pixels)
+    assert torch.allclose(before, after, atol=1e-5)
+    torch.onnx.export(model, (pixels[:1],), str(tmp_path / "m.onnx"), input_names=["pixel_values"],
+                      dynamic_axes={"pixel_values": {0: "batch"}}, opset_version=17, dynamo=False)
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    assert "Conv" in ops and "Shape" not in ops  # the padding no longer depends on the input's shape
+    int8 = quantize(tmp_path, INT8_SETUPS[0], pixels.numpy(), "q.onnx", source="m.onnx")
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert "QLinearConv" in ops and "Pad" not in ops  # folded into the convolutions before quantization
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "q.onnx"]

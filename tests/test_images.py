@@ -41,3 +41,12 @@ def test_missing_file_and_pil_input(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "nope.jpg")
     assert load_image(Image.new("RGBA", (32, 32))).mode == "RGB"
+
+
+def test_an_upright_rgb_photo_passes_uncopied_and_a_callers_photo_is_never_changed():
+    upright = Image.new("RGB", (300, 200))
+    assert load_image(upright) is upright  # a second pass through the diagnosis path costs nothing
+    rotated = load_image(USABLE["exif_rotated.jpg"])
+    assert load_image(rotated) is rotated  # the rotation tag is gone once applied: it is not applied twice
+    large = Image.new("RGB", (3000, 1500))
+    assert load_image(large).size == (1024, 512) and large.size == (3000, 1500)

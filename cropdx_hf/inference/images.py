@@ -10,7 +10,7 @@ import io
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # ~6300x6300; above this decoding alone would cost seconds and GBs
 MIN_SIDE = 16  # smaller than this holds no leaf texture
@@ -26,7 +26,7 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
     """Decode, apply EXIF rotation, flatten to 8-bit RGB; raise ImageError for anything unusable."""
     label = name or (str(source) if isinstance(source, str | Path) else "the image")
     if isinstance(source, Image.Image):
-        return _to_rgb(source, label)
+        return _to_rgb(source, label, owned=False)
     data = _read_bytes(source, label)
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes)")
@@ -76,9 +76,14 @@ def _reason(exc: Exception) -> str:
     return "decompression bomb: the pixel count is far above what the file size suggests"
 
 
-def _to_rgb(image: Image.Image, label: str) -> Image.Image:
+def _to_rgb(image: Image.Image, label: str, owned: bool = True) -> Image.Image:
+    """8-bit RGB, upright, at most WORKING_SIDE. An upright RGB photo that needs no reduction comes back as it is,
+    uncopied: the service and the predictors each pass the photo through here, and each copy cost ~0.1 ms of
+    held GIL per request. A photo the caller gave (`owned` False) is never changed in place."""
     _check_size(image.size, label)
-    image = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+    image.load()  # a lazily opened photo fails here, not later in a model
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # phone photos are stored sideways with a tag
+        image, owned = ImageOps.exif_transpose(image), True
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda v: v / 256).convert("L")  # 16-bit: scale, do not clip
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -86,8 +91,10 @@ def _to_rgb(image: Image.Image, label: str) -> Image.Image:
         rgba = image.convert("RGBA")
         background.paste(rgba, mask=rgba.getchannel("A"))
         image = background
-    rgb = image.convert("RGB")
+    rgb, owned = (image, owned) if image.mode == "RGB" else (image.convert("RGB"), True)
     # every model and check looks at 224-288 px: a 12-megapixel phone photo is used at WORKING_SIDE, which costs
     # one fast reduction here instead of a slow full-size resize in each of them
-    rgb.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.BICUBIC, reducing_gap=2.0)
+    if max(rgb.size) > WORKING_SIDE:
+        rgb = rgb if owned else rgb.copy()
+        rgb.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.BICUBIC, reducing_gap=2.0)
     return rgb

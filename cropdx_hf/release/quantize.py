@@ -33,23 +33,38 @@ INT8_SETUPS = (
 
 def quantize(out_dir: Path, setup: Int8Setup, calibration: np.ndarray, file_name: str, source: str = ONNX_FP32
              ) -> Path:
-    """`source` in `out_dir` quantized with `setup` (static set-ups read `calibration`, NCHW float32) to `file_name`."""
+    """`source` in `out_dir` quantized with `setup` (static set-ups read `calibration`, NCHW float32) to `file_name`.
+
+    A graph with Pads (the TF-ported EfficientNets' 'SAME' padding) first goes through onnxruntime's quantization
+    pre-processing, whose basic graph optimisations fold constant Pads into the convolutions: quantized as exported,
+    each Pad kept a dequantize / quantize pair around it (lite0 INT8: 12.2 -> 9.1 ms). Other graphs are quantized as
+    exported: pre-processed, MobileNetV2's INT8 file lost 0.99 instead of 0.44 points of field-proxy accuracy."""
+    import onnx
     from onnxruntime.quantization import QuantFormat
+    from onnxruntime.quantization.shape_inference import quant_pre_process
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
-    quantizer = ORTQuantizer.from_pretrained(out_dir, file_name=source)
-    qconfig = AutoQuantizationConfig.avx512_vnni(is_static=setup.is_static, per_channel=setup.per_channel)
-    if setup.is_static:
-        qconfig.format = QuantFormat.QDQ if setup.qdq else QuantFormat.QOperator
-    ranges = None
-    if setup.is_static:
-        calib = datasets.Dataset.from_dict({"pixel_values": list(calibration)})
-        ranges = quantizer.fit(dataset=calib, calibration_config=AutoCalibrationConfig.minmax(calib),
-                               operators_to_quantize=qconfig.operators_to_quantize)
-    tmp = out_dir / f"_{setup.name}"
-    quantizer.quantize(save_dir=tmp, quantization_config=qconfig, calibration_tensors_range=ranges)
-    target = out_dir / file_name
-    shutil.move(next(tmp.glob("*.onnx")), target)
-    shutil.rmtree(tmp)
+    prepared = out_dir / f"_prepared_{setup.name}.onnx"
+    if any(node.op_type == "Pad" for node in onnx.load(str(out_dir / source)).graph.node):
+        quant_pre_process(str(out_dir / source), str(prepared))
+    else:
+        shutil.copy(out_dir / source, prepared)
+    try:
+        quantizer = ORTQuantizer.from_pretrained(out_dir, file_name=prepared.name)
+        qconfig = AutoQuantizationConfig.avx512_vnni(is_static=setup.is_static, per_channel=setup.per_channel)
+        if setup.is_static:
+            qconfig.format = QuantFormat.QDQ if setup.qdq else QuantFormat.QOperator
+        ranges = None
+        if setup.is_static:
+            calib = datasets.Dataset.from_dict({"pixel_values": list(calibration)})
+            ranges = quantizer.fit(dataset=calib, calibration_config=AutoCalibrationConfig.minmax(calib),
+                                   operators_to_quantize=qconfig.operators_to_quantize)
+        tmp = out_dir / f"_{setup.name}"
+        quantizer.quantize(save_dir=tmp, quantization_config=qconfig, calibration_tensors_range=ranges)
+        target = out_dir / file_name
+        shutil.move(next(tmp.glob("*.onnx")), target)
+        shutil.rmtree(tmp)
+    finally:
+        prepared.unlink(missing_ok=True)
     return target
