@@ -78,8 +78,8 @@ def _reason(exc: Exception) -> str:
 
 def _to_rgb(image: Image.Image, label: str, owned: bool = True) -> Image.Image:
     """8-bit RGB, upright, at most WORKING_SIDE. An upright RGB photo that needs no reduction comes back as it is,
-    uncopied: the service and the predictors each pass the photo through here, and each copy cost ~0.1 ms of
-    held GIL per request. A photo the caller gave (`owned` False) is never changed in place."""
+    uncopied: the service and the predictors each pass the photo through here, and every copy held the GIL that
+    concurrent requests share. A photo the caller gave (`owned` False) is never changed in place."""
     _check_size(image.size, label)
     image.load()  # a lazily opened photo fails here, not later in a model
     if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # phone photos are stored sideways with a tag
