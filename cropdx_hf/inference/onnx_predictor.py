@@ -84,7 +84,7 @@ class Preprocessing:
 
     def normalize(self, crop: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 CHW: (pixel / 255 - mean) / std as one multiply-add per channel, written into `out` when given
-        (a tenth of the time of the three-step form, equal to it within 5e-7)."""
+        (no float temporaries: cheaper than the three-step form, equal to it within float rounding)."""
         out = np.empty((3, self.size, self.size), np.float32) if out is None else out
         scale = 1.0 / (255.0 * np.asarray(self.std, np.float32))
         np.multiply(crop.transpose(2, 0, 1), scale[:, None, None], out=out)

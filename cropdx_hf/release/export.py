@@ -72,9 +72,10 @@ def export_fp32(model_dir: str | Path, out_dir: str | Path) -> Path:
 
 def fix_same_padding(model, input_size: tuple[int, int, int]) -> None:
     """TF-ported EfficientNets pad 'SAME' from the input's shape at every call, which exports as shape arithmetic
-    and a Pad before each strided convolution (INT8 dequantizes around each: lite0 ran 12.0 ms on one thread). At
-    the served input size that padding is a constant; timm's Conv2dSameExport fixes it on its first call, so the
-    model's Conv2dSame layers (same weights, no other state) become that class and run once at `input_size`."""
+    and a Pad before each strided convolution (INT8 dequantizes around each: lite0's INT8 file ran 12.2 ms on one
+    thread). At the served input size that padding is a constant; timm's Conv2dSameExport fixes it on its first
+    call, so the model's Conv2dSame layers (same weights, no other state) become that class and run once at
+    `input_size`."""
     import torch
     from timm.layers.conv2d_same import Conv2dSame, Conv2dSameExport
 
