@@ -41,6 +41,22 @@ def test_the_threshold_rejects_the_chosen_share_of_unseen_negatives(features):
     assert not is_leaf(gate, np.full((1, 16), -20.0))[0]
 
 
+def test_the_shortcut_decides_clear_photos_alone_and_as_the_full_score_would(features):
+    leaves, non_leaves, groups = features
+    gate, _ = fit_gate(leaves, non_leaves, groups, CLASSIFIER_DIMS)
+    rows = np.concatenate([leaves, non_leaves, np.full((1, 16), 0.5)])
+    asked: list[int] = []
+
+    def generic_features_of(undecided: list[int]) -> np.ndarray:
+        asked.extend(undecided)
+        return rows[undecided, CLASSIFIER_DIMS:]
+
+    decisions = gate.decide(rows[:, :CLASSIFIER_DIMS], generic_features_of)
+    _, decided = gate.shortcut.decide(rows[:, :CLASSIFIER_DIMS])
+    assert 0.5 < decided.mean() < 1 and sorted(asked) == np.flatnonzero(~decided).tolist()
+    assert np.mean(decisions == is_leaf(gate, rows)) >= 0.99
+
+
 def is_leaf(gate: LeafGate, rows: np.ndarray) -> np.ndarray:
     return gate.is_leaf(rows[:, :CLASSIFIER_DIMS], rows[:, CLASSIFIER_DIMS:])
 
@@ -57,6 +73,8 @@ def test_save_and_load_round_trip(features, tmp_path):
     assert (loaded.backbone, loaded.image_size, loaded.classifier_dims) == (gate.backbone, gate.image_size,
                                                                             CLASSIFIER_DIMS)
     assert loaded.threshold == pytest.approx(gate.threshold, rel=1e-5)
+    assert (loaded.shortcut.leaf_above, loaded.shortcut.not_leaf_below) == pytest.approx(
+        (gate.shortcut.leaf_above, gate.shortcut.not_leaf_below), rel=1e-5)
     rows = features[0]
     assert np.allclose(loaded.score(rows[:, :6], rows[:, 6:]), gate.score(rows[:, :6], rows[:, 6:]), rtol=1e-4,
                        atol=1e-4)

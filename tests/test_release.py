@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cropdx_hf.errors import ModelFolderError, UnknownModelError
-from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_reference
+from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, Shortcut, gate_reference
 from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, served_file
 from cropdx_hf.labels import CLASS_IDS
 from cropdx_hf.modeling.backbones import create_backbone
@@ -30,7 +30,8 @@ def models_dir(tmp_path_factory):
                                    list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
         (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}}))
     rng = np.random.default_rng(0)
-    LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5, classifier_dims=4).save(root / "small")
+    LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5, classifier_dims=4,
+             shortcut=Shortcut(rng.normal(size=4), 0.0, 3.0, -3.0)).save(root / "small")
     ReleaseMetadata.update(root / "small", leaf_gate=gate_reference(root / "small"))
     return root
 

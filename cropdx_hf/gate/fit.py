@@ -9,6 +9,11 @@ Its threshold is the most lenient one that still rejects 99 % of the negatives s
 crops held out together), so it accepts as many field leaves as a 1 % false-accept budget allows. It is measured
 on lab test leaves, field-proxy leaves and non-leaf photos it never saw. The photos and the generic features are
 made once for all the releases fitted in one run.
+
+Beside it, a second regression on the classifier features alone is the gate's shortcut (`Shortcut`): its bounds are
+the most extreme out-of-fold scores of the other kind, so it decides only photos clearer than any fitting photo that
+needed the generic network to be told apart. The report says how many photos of each set it decides, and on how
+many its decision differs from the full score's.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from cropdx_hf.evaluation.predictions import predict_logits
 from cropdx_hf.field.composite import FieldStyle, field_view
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.field.textures import TEXTURES
-from cropdx_hf.gate.leaf_gate import LeafGate, gate_reference
+from cropdx_hf.gate.leaf_gate import LeafGate, Shortcut, gate_reference
 from cropdx_hf.gate.network import gate_network, pooled_features
 from cropdx_hf.inference.images import load_image
 from cropdx_hf.modeling.folder import load_model_folder
@@ -157,6 +162,15 @@ def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: 
     return scores
 
 
+def fit_shortcut(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Shortcut:
+    """The classifier-features-only score, bounded by the out-of-fold scores of the other kind."""
+    held_out = out_of_fold_scores(x, y, groups)
+    scaler, model = _fit(x, y)
+    weights = model.coef_[0] / scaler.scale_
+    return Shortcut(weights, float(model.intercept_[0] - weights @ scaler.mean_), float(held_out[y == 0].max()),
+                    float(held_out[y == 1].min()))
+
+
 def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray, classifier_dims: int
              ) -> tuple[LeafGate, dict]:
     """Rows are [classifier features, generic features]; the first `classifier_dims` columns are the former."""
@@ -167,7 +181,7 @@ def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.nda
     threshold = float(np.quantile(held_out[y == 0], NEGATIVES_REJECTED))
     scaler, model = _fit(x, y)
     gate = LeafGate(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), threshold,
-                    classifier_dims)
+                    classifier_dims, fit_shortcut(x[:, :classifier_dims], y, groups))
     return gate, {"positives": int(len(positive)), "negatives": int(len(negative)),
                   "out_of_fold_negatives_rejected": float(np.mean(held_out[y == 0] < threshold)),
                   "out_of_fold_positives_accepted": float(np.mean(held_out[y == 1] >= threshold))}
@@ -182,6 +196,14 @@ def fit_leaf_gates(data: LeafDataset, split_csv: str | Path, field_photos: str |
     return {Path(model_dir).name: _fit_release_gate(Path(model_dir), photos, generic) for model_dir in model_dirs}
 
 
+def shortcut_effect(gate: LeafGate, rows: np.ndarray) -> dict[str, float | int]:
+    """How many photos of a set the shortcut decides, and on how many of them the full score would differ."""
+    dims = gate.classifier_dims
+    leaf, decided = gate.shortcut.decide(rows[:, :dims])
+    full = gate.is_leaf(rows[:, :dims], rows[:, dims:])
+    return {"decided": float(decided.mean()), "differs_from_full_score": int((leaf != full)[decided].sum())}
+
+
 def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np.ndarray]) -> dict[str, Any]:
     model = load_model_folder(model_dir)[0]
     features = {name: np.concatenate([features_of(rows, model), generic[name]], axis=1)
@@ -193,12 +215,13 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
         if name not in features:
             return float("nan")
         rows, dims = features[name], gate.classifier_dims
-        return float(gate.is_leaf(rows[:, :dims], rows[:, dims:]).mean())
+        return float(gate.decide(rows[:, :dims], lambda undecided: rows[undecided, dims:]).mean())
 
     report = {
         "method": f"logistic regression (C {REGULARIZATION:g}) on the classifier's pooled features and a bare "
                   f"ImageNet {gate.backbone}'s at {gate.image_size} px; threshold rejects "
-                  f"{NEGATIVES_REJECTED:.0%} of out-of-fold negatives",
+                  f"{NEGATIVES_REJECTED:.0%} of out-of-fold negatives; the generic network runs only for photos a "
+                  "score on the classifier's features alone leaves undecided",
         "gate_backbone": gate.backbone, "gate_image_size": gate.image_size, **fitted, "threshold": gate.threshold,
         "lab_test_turned_away": 1 - accepted("lab_test"), "lab_test_photos": len(photos.measured["lab_test"]),
         "field_proxy_validation_turned_away": 1 - accepted("field_proxy_validation"),
@@ -206,6 +229,7 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
         "non_leaf_holdout_photos": len(photos.measured["non_leaf_holdout"]),
         "non_leaf_holdout_rejected": 1 - accepted("non_leaf_holdout"),
         "other_plant_photos": len(photos.measured["other_plants"]), "other_plants_accepted": accepted("other_plants"),
+        "shortcut": {name: shortcut_effect(gate, rows) for name, rows in features.items()},
     }
     gate.save(model_dir)
     ReleaseMetadata.update(model_dir, leaf_gate={**gate_reference(model_dir), "report": report})

@@ -6,12 +6,17 @@ Either alone does worse on the proxies (docs/field.md): the classifier folds unk
 and the generic network has never seen a diseased leaf on soil. Each release has its own gate file
 (`leaf_gate.safetensors` in its folder, named with its sha256 in the config): the classifier features differ from
 release to release. A named gate that is missing or altered is an error, never a silent run without one.
+
+The generic network is a third of a diagnosis's model time, and most photos do not need it: a shortcut score on the
+classifier features alone decides a photo when it lies beyond every out-of-fold photo of the other kind seen in
+fitting (a clear lab or field leaf, a clear wall); only the rest go through the generic network and the full score.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,24 @@ GATE_IMAGE_SIZE = 160
 GATE_FOLDER = "leaf_gate"  # in an exports folder: the generic network's ONNX file, which every release shares
 RETIRED_FILE = "leaf_detector.safetensors"  # the Mahalanobis gate before field training: lab leaves only
 FIELDS = ("mean", "scale", "weights", "bias", "threshold")
+SHORTCUT_FIELDS = ("weights", "bias", "leaf_above", "not_leaf_below")
+
+
+@dataclass
+class Shortcut:
+    """score = weights . classifier features + bias (the standardisation folded in); a leaf above `leaf_above`, not
+    a leaf below `not_leaf_below`, undecided otherwise (and wherever the two bounds cross)."""
+
+    weights: np.ndarray
+    bias: float
+    leaf_above: float  # the highest out-of-fold score of a non-leaf in fitting
+    not_leaf_below: float  # the lowest out-of-fold score of a leaf in fitting
+
+    def decide(self, classifier_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per photo: whether it is a leaf, and whether the shortcut decided that (else the full score must)."""
+        score = np.asarray(classifier_features) @ self.weights + self.bias
+        leaf, not_leaf = score > self.leaf_above, score < self.not_leaf_below
+        return leaf, leaf ^ not_leaf
 
 
 @dataclass
@@ -44,6 +67,7 @@ class LeafGate:
     bias: float
     threshold: float
     classifier_dims: int  # how many leading features come from the release's classifier
+    shortcut: Shortcut
     backbone: str = GATE_BACKBONE
     image_size: int = GATE_IMAGE_SIZE
 
@@ -64,10 +88,22 @@ class LeafGate:
     def is_leaf(self, classifier_features: np.ndarray, generic_features: np.ndarray) -> np.ndarray:
         return self.score(classifier_features, generic_features) >= self.threshold
 
+    def decide(self, classifier_features: np.ndarray, generic_features_of: Callable[[list[int]], np.ndarray]
+               ) -> np.ndarray:
+        """Leaf or not per photo; `generic_features_of` (photo indices -> generic features) runs the generic network
+        only for the photos the shortcut leaves undecided."""
+        classifier_features = np.asarray(classifier_features)
+        leaf, decided = self.shortcut.decide(classifier_features)
+        undecided = np.flatnonzero(~decided).tolist()
+        if undecided:
+            leaf[undecided] = self.is_leaf(classifier_features[undecided], generic_features_of(undecided))
+        return leaf
+
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / GATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: np.ascontiguousarray(np.atleast_1d(getattr(self, name)), dtype=np.float32) for name in FIELDS}
+        tensors = {name: _tensor(getattr(self, name)) for name in FIELDS}
+        tensors |= {f"shortcut.{name}": _tensor(getattr(self.shortcut, name)) for name in SHORTCUT_FIELDS}
         save_file(tensors, str(path), metadata={"backbone": self.backbone, "image_size": str(self.image_size),
                                                 "classifier_dims": str(self.classifier_dims)})
         return path
@@ -77,14 +113,20 @@ class LeafGate:
         try:
             with safe_open(str(path), framework="numpy") as f:
                 t = {name: f.get_tensor(name).astype(np.float64) for name in FIELDS}
+                cut = {name: f.get_tensor(f"shortcut.{name}").astype(np.float64) for name in SHORTCUT_FIELDS}
                 meta = f.metadata() or {}
             classifier_dims, backbone, image_size = int(meta["classifier_dims"]), meta["backbone"], \
                 int(meta["image_size"])
         except Exception as err:  # safetensors raises its own error types for damaged files, KeyError for others
             raise ModelFolderError(f"{path}: not a readable leaf gate ({type(err).__name__}: {err}); refit it "
                                    "with `cropdx fit-leaf-gate`") from err
+        shortcut = Shortcut(cut["weights"], *(float(cut[name][0]) for name in SHORTCUT_FIELDS[1:]))
         return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), float(t["threshold"][0]),
-                   classifier_dims, backbone, image_size)
+                   classifier_dims, shortcut, backbone, image_size)
+
+
+def _tensor(value: np.ndarray | float) -> np.ndarray:
+    return np.ascontiguousarray(np.atleast_1d(value), dtype=np.float32)
 
 
 def file_digest(path: str | Path) -> str:

@@ -92,13 +92,15 @@ class Preprocessing:
         return out
 
     def batch(self, photos: Sequence[Image.Image], crops: dict | None = None) -> np.ndarray:
-        """Float32 NCHW; `crops` (photo index -> crop) lets a second model reuse the first one's resizing."""
+        """Float32 NCHW; `crops` (crop settings and photo -> crop, for one call's photos) lets a second model reuse
+        the first one's resizing, for all the photos or some of them."""
         crops = {} if crops is None else crops
         pixels = np.empty((len(photos), 3, self.size, self.size), np.float32)
         for i, photo in enumerate(photos):
-            if (self.crop_key, i) not in crops:
-                crops[self.crop_key, i] = self.crop(photo)
-            self.normalize(crops[self.crop_key, i], pixels[i])
+            key = self.crop_key, id(photo)  # the photos live through the call: their ids stay theirs
+            if key not in crops:
+                crops[key] = self.crop(photo)
+            self.normalize(crops[key], pixels[i])
         return pixels
 
 
@@ -194,8 +196,10 @@ class OnnxPredictor:
         probs, features = self.forward(photos, crops)
         leaves: list[bool | None] = [None] * len(photos)
         if self.gate is not None:
-            generic = self.gate_network.features(photos, crops)
-            leaves = [bool(v) for v in self.gate.is_leaf(features, generic)]
+            network = self.gate_network
+            decisions = self.gate.decide(features, lambda undecided: network.features([photos[i] for i in undecided],
+                                                                                        crops))
+            leaves = [bool(v) for v in decisions]
         return [decide(self.name, self.class_ids, p, self.threshold, leaf, top_k, assess(photo))
                 for p, leaf, photo in zip(probs, leaves, photos, strict=True)]
 

@@ -65,8 +65,12 @@ class Predictor:
         """The gate's decision per photo; None for every photo when the model has no gate."""
         if self.gate is None:
             return [None] * len(photos)
-        generic = generic_features(list(photos), self.gate.backbone, self.gate.image_size)
-        return [bool(v) for v in self.gate.is_leaf(classifier_features.numpy(), generic.numpy())]
+        gate = self.gate
+
+        def generic(indices: list[int]):
+            return generic_features([photos[i] for i in indices], gate.backbone, gate.image_size).numpy()
+
+        return [bool(v) for v in gate.decide(classifier_features.numpy(), generic)]
 
     def diagnose(self, image, top_k: int = 3) -> Diagnosis:
         """Raises ImageError for unusable input; everything else is an answer."""
