@@ -2,7 +2,7 @@
 
 For each backend (ONNX Runtime from `cropdx export`'s files, and PyTorch) it starts `space/app.py` as a
 subprocess, waits for /health, then N concurrent clients each post the same leaf photo to /predict `--requests`
-times (2 warm-up requests excluded); the backends take turns for `--rounds` rounds. Reports the median throughput
+times (after 2 warm-up requests each); the backends take turns for `--rounds` rounds. Reports the median throughput
 and latency p50/p95 over the rounds, the server's peak resident memory and the median ONNX / PyTorch throughput
 ratio of the rounds. Nothing leaves this machine.
 
@@ -19,8 +19,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,17 +73,46 @@ def running_space(backend: str, model: str | None = None, extra: list[str] | Non
         log.close()
 
 
-def client(url: str, photo: bytes, requests: int, deadline: float) -> list[float]:
-    times = []
-    with httpx.Client(timeout=60) as http:
-        for _ in range(requests):
-            if time.time() > deadline:
-                break
-            start = time.perf_counter()
-            response = http.post(url, files={"file": ("leaf.jpg", photo, "image/jpeg")})
-            response.raise_for_status()
-            times.append(time.perf_counter() - start)
-    return times
+WARM_UP = 2  # requests per client before the clock starts
+
+
+def load(url: str, photo: bytes, clients: int, requests: int, max_seconds: float = 300,
+         on_start: Callable[[], None] = lambda: None) -> tuple[list[list[float]], float]:
+    """`clients` concurrent clients post `photo` `requests` times each: their latencies, and the wall time. Each
+    client opens its connection and sends its warm-up requests before the clock starts (`on_start` runs then):
+    an httpx client builds an SSL context, CPU that would otherwise fall inside a run of a second or two."""
+    start = threading.Barrier(clients + 1, timeout=120)
+
+    def one_client() -> list[float]:
+        times: list[float] = []
+        try:
+            with httpx.Client(timeout=60) as http:
+                def post() -> None:
+                    http.post(url, files={"file": ("leaf.jpg", photo, "image/jpeg")}).raise_for_status()
+
+                for _ in range(WARM_UP):
+                    post()
+                start.wait()
+                deadline = time.time() + max_seconds
+                for _ in range(requests):
+                    if time.time() > deadline:
+                        break
+                    sent = time.perf_counter()
+                    post()
+                    times.append(time.perf_counter() - sent)
+        except BaseException:
+            start.abort()  # the other clients and the clock stop waiting for this one
+            raise
+        return times
+
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(one_client) for _ in range(clients)]
+        with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: its error is raised below
+            start.wait()
+        began = time.perf_counter()
+        on_start()
+        runs = [future.result() for future in futures]
+    return runs, time.perf_counter() - began
 
 
 def bench(backend: str, args: argparse.Namespace) -> dict:
@@ -90,14 +120,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict:
     with running_space(backend, args.model, extra) as (base, server):
         model = httpx.get(f"{base}/health").json()["default"]
         served_by = httpx.get(f"{base}/model/version").json()["backend"]
-        photo = LEAF.read_bytes()
-        client(f"{base}/predict", photo, 2, time.time() + 60)  # warm-up
-        deadline = time.time() + args.max_seconds
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            runs = list(pool.map(lambda _: client(f"{base}/predict", photo, args.requests, deadline),
-                                 range(args.clients)))
-        wall = time.perf_counter() - start
+        runs, wall = load(f"{base}/predict", LEAF.read_bytes(), args.clients, args.requests, args.max_seconds)
         times = np.array([t for run in runs for t in run])
         return {"backend": backend, "served_by": served_by, "model": model, "clients": args.clients,
                 "requests": int(len(times)), "throughput_rps": round(len(times) / wall, 2),

@@ -16,11 +16,10 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_space import LEAF, client, running_space  # noqa: E402
+from bench_space import LEAF, load, running_space  # noqa: E402
 
 from cropdx_hf.inference.images import load_image  # noqa: E402
 from cropdx_hf.inference.onnx_predictor import OnnxPredictor  # noqa: E402
@@ -59,16 +58,16 @@ def cpu_seconds(pid: int) -> float:
 def under_load(model: str, clients: int, requests: int) -> dict[str, float]:
     """CPU milliseconds per request of the server and of the load client, and the throughput."""
     with running_space("onnx", model) as (base, server):
-        photo = LEAF.read_bytes()
-        client(f"{base}/predict", photo, 5, time.time() + 60)  # warm-up
-        server_start, client_start, started = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            runs = list(pool.map(lambda _: client(f"{base}/predict", photo, requests, time.time() + 300),
-                                 range(clients)))
+        start: dict[str, float] = {}
+
+        def clocks_start() -> None:
+            start.update(server=cpu_seconds(server.pid), client=time.process_time())
+
+        runs, wall = load(f"{base}/predict", LEAF.read_bytes(), clients, requests, on_start=clocks_start)
         done = sum(len(run) for run in runs)
-        return {"requests": done, "throughput_rps": round(done / (time.perf_counter() - started), 1),
-                "server_cpu_ms_per_request": round(1000 * (cpu_seconds(server.pid) - server_start) / done, 1),
-                "client_cpu_ms_per_request": round(1000 * (time.process_time() - client_start) / done, 1)}
+        return {"requests": done, "throughput_rps": round(done / wall, 1),
+                "server_cpu_ms_per_request": round(1000 * (cpu_seconds(server.pid) - start["server"]) / done, 1),
+                "client_cpu_ms_per_request": round(1000 * (time.process_time() - start["client"]) / done, 1)}
 
 
 def main() -> None:
