@@ -107,10 +107,13 @@ def load(url: str, photo: bytes, clients: int, requests: int, max_seconds: float
 
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(one_client) for _ in range(clients)]
-        with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: its error is raised below
+        with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: raised below
             start.wait()
         began = time.perf_counter()
         on_start()
+        # a failing client's own error first: the clients it stopped only raise BrokenBarrierError
+        for future in sorted(futures, key=lambda f: isinstance(f.exception(), threading.BrokenBarrierError)):
+            future.result()
         runs = [future.result() for future in futures]
     return runs, time.perf_counter() - began
 
