@@ -5,8 +5,9 @@ leaf on soil is far from a leaf on paper. This gate is discriminative and traine
 exposure, Hendrycks et al. 2019): positives are lab photos and field-style composites of training leaves,
 negatives are real non-leaf photos and crops of them plus bare procedural scenes (soil, sky, walls, hands). A
 logistic regression (sklearn) on the release's classifier features beside a generic network's separates them.
-Its threshold is the most lenient one that still rejects 99 % of the negatives scored out of fold (each photo's
-crops held out together), so it accepts as many field leaves as a 1 % false-accept budget allows. It is measured
+Its threshold is the most lenient one that still rejects 99.5 % of the negatives scored out of fold (each photo's
+crops held out together): negatives of unseen kinds get through two to five times as often as out-of-fold ones
+(docs/field.md), so the budget is half a percent rather than one. It is measured
 on lab test leaves, field-proxy leaves and non-leaf photos it never saw. The photos and the generic features are
 made once for all the releases fitted in one run.
 
@@ -53,7 +54,7 @@ CROPS_PER_PHOTO = 4  # random crops of each non-leaf photo, beside the whole pho
 SCENES_PER_KIND = 80  # bare procedural scenes per kind (no foliage: a canopy is leaves)
 NON_LEAF_SCENES = ("soil", "mulch", "sky", "wall", "greenhouse", "hand")
 REGULARIZATION = 1e-3  # sklearn's C; stronger values accepted fewer field-proxy leaves at equal rejection
-NEGATIVES_REJECTED = 0.99  # of out-of-fold negatives: the threshold rule
+NEGATIVES_REJECTED = 0.995  # of out-of-fold negatives: the threshold rule
 
 
 def photo_rows(images: Sequence[bytes | str | Path]) -> datasets.Dataset:
