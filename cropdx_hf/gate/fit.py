@@ -221,7 +221,7 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
     report = {
         "method": f"logistic regression (C {REGULARIZATION:g}) on the classifier's pooled features and a bare "
                   f"ImageNet {gate.backbone}'s at {gate.image_size} px; threshold rejects "
-                  f"{NEGATIVES_REJECTED:.0%} of out-of-fold negatives; the generic network runs only for photos a "
+                  f"{NEGATIVES_REJECTED:.1%} of out-of-fold negatives; the generic network runs only for photos a "
                   "score on the classifier's features alone leaves undecided",
         "gate_backbone": gate.backbone, "gate_image_size": gate.image_size, **fitted, "threshold": gate.threshold,
         "lab_test_turned_away": 1 - accepted("lab_test"), "lab_test_photos": len(photos.measured["lab_test"]),
