@@ -238,10 +238,13 @@ def _models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        test = r["test_metrics"] or {}
+        test, proxy = r["test_metrics"] or {}, r["field_proxy_test_metrics"] or {}
         print(f"{r['name']:<22}{' (default)' if r['default'] else '':<11}{r['params'] or 0:>11,} params  "
-              f"{r['size_mb']:>6} MB  test acc {test.get('accuracy', float('nan')):.4f}  "
-              f"macro-F1 {test.get('macro_f1', float('nan')):.4f}")
+              f"{r['size_mb']:>6} MB  lab test acc {test.get('accuracy', float('nan')):.4f}  "
+              f"macro-F1 {test.get('macro_f1', float('nan')):.4f}  "
+              f"field-proxy acc {proxy.get('accuracy', float('nan')):.4f}")
+    print("Field proxy: the test photos placed in scenes training never saw. Real field photos score lower (the "
+          "lab-only releases: 27-31 % on 102 held-back field photos, 34 % on the proxy).")
     return 0
 
 

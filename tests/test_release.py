@@ -28,7 +28,8 @@ def models_dir(tmp_path_factory):
     for name, backbone, f1 in (("small", "mobilenetv2_100", 0.970), ("large", "efficientnet_lite2", 0.975)):
         folder = save_model_folder(create_backbone(backbone, num_classes=len(CLASS_IDS)), root / name,
                                    list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
-        (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}}))
+        proxy = {"field_proxy": {"test": {"accuracy": 0.8}}} if name == "large" else {}
+        (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}, **proxy}))
     rng = np.random.default_rng(0)
     LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5, classifier_dims=4,
              shortcut=Shortcut(rng.normal(size=4), 0.0, 3.0, -3.0)).save(root / "small")
@@ -49,6 +50,16 @@ def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir)
         resolve_model("small")
     with pytest.raises(ModelFolderError, match="no exports folder"):
         releases.export_dir("small")
+
+
+def test_the_release_list_shows_lab_and_field_proxy_figures(models_dir, capsys):
+    from cropdx_hf.cli import main
+
+    assert Releases(models_dir).describe("large")["field_proxy_test_metrics"] == {"accuracy": 0.8}
+    assert main(["--models-dir", str(models_dir), "models"]) == 0
+    large, small = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("large", "small"))]
+    assert "lab test acc 0.9750" in large and "field-proxy acc 0.8000" in large
+    assert "field-proxy acc nan" in small  # a lab-only release was never measured on the proxy
 
 
 def test_the_environment_names_the_folders(models_dir, tmp_path, monkeypatch):

@@ -75,7 +75,8 @@ class Releases:
                    key=lambda name: rows[name]["params"])
 
     def describe(self, name: str, recommend: bool = True) -> dict[str, Any]:
-        """What `cropdx models --json` lists: measured test metrics straight from the release's metrics.json."""
+        """What `cropdx models --json` lists: measured test metrics straight from the release's metrics.json, on
+        lab photos and (for releases trained with field-style views) on their field proxy."""
         folder = self.path(name)
         config = read_config(folder)
         metrics_file = folder / "metrics.json"
@@ -92,6 +93,7 @@ class Releases:
             "size_mb": round((folder / WEIGHTS).stat().st_size / 1e6, 2),
             "input_size": config["pretrained_cfg"]["input_size"],
             "test_metrics": metrics.get("test"),
+            "field_proxy_test_metrics": metrics.get("field_proxy", {}).get("test"),
         }
 
 
