@@ -2,15 +2,17 @@
 
     python scripts/field_photos.py OUT_DIR [--no-debian]
 
-OUT_DIR gets five folders, each photo in exactly the roles listed below, and `sources.csv` (file, role,
+OUT_DIR gets six folders, each photo in exactly the roles listed below, and `sources.csv` (file, role,
 package, version, licence):
 
 - backgrounds/train: scenes behind training leaves (bark, rocks, grass, sky, wood, forest, brick);
 - backgrounds/proxy: disjoint scenes behind the field-proxy leaves, so the proxy scores unseen scenes;
 - non_leaf/fit: negatives the leaf gate learns from (people, animals, objects, art, documents, landscapes);
 - non_leaf/holdout: negatives it never sees, on which its rejection rate is measured;
+- leaves/fit: real photos of other plants' leaves (bamboo, maple, frangipani; leafy plants cut out of photos),
+  positives the leaf gate learns from beside the composites: what a leaf looks like in natural light;
 - other_plants: photos of other plants' leaves (corn, trees, a leaf close-up), never used in training, to
-  measure how often they get a confident diagnosis.
+  measure how often the gate accepts a real leaf and how often one gets a confident diagnosis.
 
 Tux Paint's photo stamps (objects, animals, food, vehicles cut out of photos) become non-leaf photos too: each
 is pasted, at a seeded random size and place, on a plain backdrop or a non-leaf photo of the same role.
@@ -24,6 +26,7 @@ import argparse
 import csv
 import importlib.metadata
 import importlib.util
+import io
 import shutil
 import subprocess
 import sys
@@ -35,8 +38,8 @@ from PIL import Image, ImageOps
 from skimage import data as skdata
 
 TRAIN, PROXY = "backgrounds/train", "backgrounds/proxy"
-FIT, HOLDOUT, OTHER_PLANTS = "non_leaf/fit", "non_leaf/holdout", "other_plants"
-ROLES = (TRAIN, PROXY, FIT, HOLDOUT, OTHER_PLANTS)
+FIT, HOLDOUT, LEAVES, OTHER_PLANTS = "non_leaf/fit", "non_leaf/holdout", "leaves/fit", "other_plants"
+ROLES = (TRAIN, PROXY, FIT, HOLDOUT, LEAVES, OTHER_PLANTS)
 
 # package -> (licence as its debian/copyright states it, {path inside the package: roles})
 TUX, MATE, KDE, LOMIRI = ("usr/share/tuxpaint/templates/", "usr/share/backgrounds/mate/", "usr/share/wallpapers/",
@@ -85,12 +88,21 @@ DEBIAN: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
             "Painting-Colors_by__herobrine7gamer": (FIT,)}.items()}),
 }
 
+# Enlightenment's wallpapers (Edje files; BSD-2-clause, the package's debian/copyright "Files: *")
+EDJE = "usr/share/enlightenment/data/backgrounds/"
+ENLIGHTENMENT = {"Bamboo": LEAVES, "Green-Maple": LEAVES, "White-Flower": LEAVES, "Red-Maple": OTHER_PLANTS,
+                 "Yellow-Flower": OTHER_PLANTS, "God-Rays": FIT, "Mountain": FIT, "Sunset-Clouds": FIT,
+                 "Sea-of-Lanterns": FIT, "Dunes": FIT, "Peaks": HOLDOUT, "Snow-Trees": HOLDOUT,
+                 "Sunset-Hills": HOLDOUT, "Flat-Fan": HOLDOUT}
+
 STAMPS = "usr/share/tuxpaint/stamps/"
 # stamp categories: photo cut-outs only (no cartoons, symbols, plants or seasonal greenery); split by category
 STAMP_ROLES = {"animals": FIT, "household": FIT, "town": FIT, "clothes": FIT, "space": FIT, "military": FIT,
                "medical": FIT, "food": HOLDOUT, "vehicles": HOLDOUT, "hobbies": HOLDOUT, "sports": HOLDOUT,
                "people": HOLDOUT, "naturalforces": HOLDOUT}
 LEAFY = ("broccoli", "lettuce", "redlettuce")
+# photo stamps of leafy plants, leaf-gate positives (the other leafy stamps are under 130 px: too small to show)
+LEAFY_PLANTS = ("plants/eggplant", "plants/lettuce_bolted")
 
 # scikit-image's bundled samples (BSD-3-Clause / CC0 / public domain per sample, skimage/data/README.txt)
 SKIMAGE = {"astronaut": FIT, "chelsea": FIT, "coffee": FIT, "rocket": FIT, "camera": FIT, "motorcycle_left": FIT,
@@ -196,7 +208,46 @@ def debian_photos(collection: Collection) -> None:
                 collection.add(root / file, name + suffix, roles, package, version, licence)
         deb = next(Path(tmp).glob("tuxpaint-stamps-default_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "stamps")], check=True)
-        stamp_photos(collection, Path(tmp) / "stamps" / STAMPS, deb.name.split("_")[1].replace("%3a", ":"))
+        version = deb.name.split("_")[1].replace("%3a", ":")
+        stamp_photos(collection, Path(tmp) / "stamps" / STAMPS, version)
+        enlightenment_photos(collection, Path(tmp))
+        leaf_stamps(collection, Path(tmp) / "stamps" / STAMPS, version)
+
+
+def enlightenment_photos(collection: Collection, tmp: Path) -> None:
+    """The wallpapers of Debian's enlightenment-data: only the Edje files named in ENLIGHTENMENT are unpacked."""
+    subprocess.run(["apt-get", "download", "enlightenment-data"], cwd=tmp, check=True, capture_output=True)
+    deb = next(tmp.glob("enlightenment-data_*.deb"))
+    version = deb.name.split("_")[1].replace("%3a", ":")
+    root = tmp / "enlightenment"
+    root.mkdir()
+    members = [f"./{EDJE}{name}.edj" for name in ENLIGHTENMENT]
+    archive = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root), *members], input=archive, check=True)
+    for name, role in ENLIGHTENMENT.items():
+        collection.add(edje_photo(root / EDJE / f"{name}.edj"), f"enlightenment-data_{name}.jpg", role,
+                       "enlightenment-data", version, "BSD-2-clause")
+
+
+def edje_photo(path: Path) -> Image.Image:
+    """The wallpaper inside an Edje file. Edje files are Eet archives, which only EFL's own tools read (none is
+    packaged for Debian 12 or on PyPI); Eet keeps a lossy image as a plain JPEG stream, so the largest stream in
+    the file that decodes is the wallpaper."""
+    data = path.read_bytes()
+    best: Image.Image | None = None
+    start = data.find(b"\xff\xd8\xff")
+    while start >= 0:
+        try:
+            image = Image.open(io.BytesIO(data[start:]))
+            image.load()
+        except OSError:  # a marker inside other data, or a stream Pillow cannot decode
+            image = None
+        if image is not None and (best is None or image.width * image.height > best.width * best.height):
+            best = image
+        start = data.find(b"\xff\xd8\xff", start + 3)
+    if best is None:
+        raise ValueError(f"{path}: no JPEG image inside")
+    return best.convert("RGB")
 
 
 def stamp_photos(collection: Collection, stamps: Path, version: str) -> None:
@@ -208,15 +259,32 @@ def stamp_photos(collection: Collection, stamps: Path, version: str) -> None:
                 or path.stem in LEAFY:
             continue
         role = STAMP_ROLES[category]
-        backdrops = sorted((collection.out / role).glob("*.*"))
-        stamp = Image.open(path).convert("RGBA")
-        if rng.random() < 0.5 or not backdrops:
-            scene = Image.new("RGB", (320, 320), tuple(int(v) for v in rng.integers(150, 256) - rng.integers(0, 20, 3)))
-        else:
-            scene = ImageOps.fit(Image.open(backdrops[rng.integers(len(backdrops))]).convert("RGB"), (320, 320))
-        stamp.thumbnail((int(320 * rng.uniform(0.4, 0.9)),) * 2)
-        scene.paste(stamp, (int(rng.integers(0, 321 - stamp.width)), int(rng.integers(0, 321 - stamp.height))), stamp)
+        scene = on_backdrop(Image.open(path), sorted((collection.out / role).glob("*.*")), rng, (0.4, 0.9))
         collection.add(scene, f"tuxpaint-stamps_{category}_{path.stem}.jpg", role, "tuxpaint-stamps-default",
+                       version, "GPL-2")
+
+
+def on_backdrop(stamp: Image.Image, backdrops: list[Path], rng: np.random.Generator, size: tuple[float, float]
+                ) -> Image.Image:
+    """A stamp at a random size and place on a plain light or grey surface, or on a crop of one of `backdrops`."""
+    stamp = stamp.convert("RGBA")
+    if rng.random() < 0.5 or not backdrops:
+        scene = Image.new("RGB", (320, 320), tuple(int(v) for v in rng.integers(150, 256) - rng.integers(0, 20, 3)))
+    else:
+        scene = ImageOps.fit(Image.open(backdrops[rng.integers(len(backdrops))]).convert("RGB"), (320, 320))
+    stamp.thumbnail((int(320 * rng.uniform(*size)),) * 2)
+    scene.paste(stamp, (int(rng.integers(0, 321 - stamp.width)), int(rng.integers(0, 321 - stamp.height))), stamp)
+    return scene
+
+
+def leaf_stamps(collection: Collection, stamps: Path, version: str) -> None:
+    """The photo stamps of leafy plants, each on a plain backdrop or a crop of a real leaf photo (its own seed, so
+    the non-leaf stamps stay the same photos)."""
+    rng = np.random.default_rng(1)
+    for key in LEAFY_PLANTS:
+        scene = on_backdrop(Image.open(stamps / f"{key}.png"), sorted((collection.out / LEAVES).glob("*.*")), rng,
+                            (0.6, 0.95))
+        collection.add(scene, f"tuxpaint-stamps_{key.replace('/', '_')}.jpg", LEAVES, "tuxpaint-stamps-default",
                        version, "GPL-2")
 
 

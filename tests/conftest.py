@@ -72,7 +72,7 @@ def field_photos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("field_photos")
     roles = {"backgrounds/train": ("grass", "gravel"), "backgrounds/proxy": ("brick", "coffee"),
              "non_leaf/fit": ("astronaut", "rocket", "coffee", "camera", "clock", "colorwheel"),
-             "non_leaf/holdout": ("chelsea", "logo"), "other_plants": ()}
+             "non_leaf/holdout": ("chelsea", "logo"), "leaves/fit": ("grass",), "other_plants": ()}
     for role, names in roles.items():
         (root / role).mkdir(parents=True)
         for name in names:

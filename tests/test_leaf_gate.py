@@ -1,5 +1,7 @@
 """The leaf gate: the fitting rule on known features, the file and its reference, the real network end to end."""
 
+import hashlib
+import io
 import logging
 import runpy
 import shutil
@@ -188,3 +190,35 @@ def test_the_released_gate_accepts_the_test_split_leaves(shared_data, default_ex
     paths = [image["path"] for image in rows["image"]][::3]
     statuses = [d.status for i in range(0, len(paths), 64) for d in predictor.diagnose_many(paths[i:i + 64])]
     assert len(paths) > 600 and np.mean([s != "not_a_leaf" for s in statuses]) >= 0.98
+
+
+def test_real_photos_are_seen_whole_and_in_crops_held_out_together(tmp_path):
+    """Real leaf photos (and non-leaf ones) enter the gate as the photo and its crops, one group per photo, each
+    snapped with the views' camera as a JPEG."""
+    from cropdx_hf.gate.fit import real_photo_views
+
+    paths = []
+    for name in ("grass", "coffee"):
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(skdata, name)()).convert("RGB").save(paths[-1])
+    views, groups = real_photo_views(paths, 3, np.random.default_rng(0), first_group=10)
+    assert groups == [10] * 4 + [11] * 4
+    assert all(Image.open(io.BytesIO(view)).format == "JPEG" for view in views)
+    assert len({hashlib.sha256(view).hexdigest() for view in views}) == 8
+
+
+def test_the_wallpaper_inside_an_edje_file_is_its_largest_jpeg(tmp_path):
+    """Enlightenment's wallpapers come as Edje (Eet) files; the photo is the largest JPEG stream inside."""
+    edje_photo = runpy.run_path(str(ROOT / "scripts" / "field_photos.py"))["edje_photo"]
+
+    def jpeg(size: tuple[int, int]) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (40, 120, 30)).save(buffer, "JPEG")
+        return buffer.getvalue()
+
+    path = tmp_path / "wallpaper.edj"
+    path.write_bytes(b"\x1e\xe7\x0fB" + jpeg((32, 18)) + b"\x00\xff\xd8\xff junk" + jpeg((640, 360)) + b"\x00" * 9)
+    assert edje_photo(path).size == (640, 360)
+    (tmp_path / "empty.edj").write_bytes(b"\x1e\xe7\x0fB no image")
+    with pytest.raises(ValueError, match="no JPEG image"):
+        edje_photo(tmp_path / "empty.edj")

@@ -65,6 +65,13 @@ def field_view(photo: Image.Image, bank: BackgroundBank, seed: int, style: Field
     return _jpeg_bytes(view, int(rng.integers(*style.jpeg_quality, endpoint=True)))
 
 
+def snapshot(scene: Image.Image, rng: np.random.Generator, style: FieldStyle = FieldStyle()) -> bytes:
+    """A real scene (a crop of any photo) taken with the views' light and camera, as JPEG bytes: photos that
+    are compared with field-style views pass the same steps, so the camera alone tells them nothing."""
+    view = _photographed(scene.convert("RGB"), rng, style)
+    return _jpeg_bytes(view, int(rng.integers(*style.jpeg_quality, endpoint=True)))
+
+
 class FieldViews:
     """A torchvision-style transform: PIL photo in, field-style PIL view out (fresh randomness per call).
 

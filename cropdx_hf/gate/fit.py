@@ -2,9 +2,12 @@
 
 The lab-only gate (Mahalanobis distance to PlantVillage photos) turned away two thirds of real field leaves: a
 leaf on soil is far from a leaf on paper. This gate is discriminative and trained with many negatives (outlier
-exposure, Hendrycks et al. 2019): positives are lab photos and field-style composites of training leaves,
-negatives are real non-leaf photos and crops of them plus bare procedural scenes (soil, sky, walls, hands). A
-logistic regression (sklearn) on the release's classifier features beside a generic network's separates them.
+exposure, Hendrycks et al. 2019): positives are lab photos and field-style composites of training leaves, and real
+photos of other plants' leaves (a leaf in natural light is a leaf: composites alone taught the gate to turn away six
+of seven real leaf photos); negatives are real non-leaf photos and crops of them plus bare procedural scenes (soil,
+sky, walls, hands). Every crop of a real photo passes the views' light and camera steps, so the camera tells
+nothing apart. A logistic regression (sklearn) on the release's classifier features beside a generic network's
+separates them.
 Its threshold is the most lenient one that still rejects 99.5 % of the negatives scored out of fold (each photo's
 crops held out together): negatives of unseen kinds get through two to five times as often as out-of-fold ones
 (docs/field.md), so the budget is half a percent rather than one. It is measured
@@ -19,7 +22,6 @@ many its decision differs from the full score's.
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from cropdx_hf.data.loading import LeafDataset
 from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.evaluation.predictions import predict_logits
-from cropdx_hf.field.composite import FieldStyle, field_view
+from cropdx_hf.field.composite import FieldStyle, field_view, snapshot
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.field.textures import TEXTURES
 from cropdx_hf.gate.leaf_gate import LeafGate, Shortcut, gate_reference
@@ -51,10 +53,12 @@ if TYPE_CHECKING:
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 LAB_PER_CLASS, FIELD_PER_CLASS = 60, 100  # positives: lab photos and field-style views per class
 CROPS_PER_PHOTO = 4  # random crops of each non-leaf photo, beside the whole photo
+REAL_LEAF_CROPS = 40  # random crops of each real leaf photo: a few photos, each with many leaves in it
 SCENES_PER_KIND = 80  # bare procedural scenes per kind (no foliage: a canopy is leaves)
 NON_LEAF_SCENES = ("soil", "mulch", "sky", "wall", "greenhouse", "hand")
 REGULARIZATION = 1e-3  # sklearn's C; stronger values accepted fewer field-proxy leaves at equal rejection
 NEGATIVES_REJECTED = 0.995  # of out-of-fold negatives: the threshold rule
+LEAF_PHOTOS = "leaves/fit"  # real photos of other plants' leaves in a scripts/field_photos.py folder
 
 
 def photo_rows(images: Sequence[bytes | str | Path]) -> datasets.Dataset:
@@ -74,12 +78,6 @@ def features_of(rows: datasets.Dataset, model: torch.nn.Module | None = None) ->
     return predict_logits(model if model is not None else gate_network()[0], rows, forward=pooled_features)[0]
 
 
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _per_class(rows: datasets.Dataset, per_class: int, seed: int) -> datasets.Dataset:
     rows = rows.shuffle(seed=seed)
     seen: Counter[int] = Counter()
@@ -91,31 +89,47 @@ def _per_class(rows: datasets.Dataset, per_class: int, seed: int) -> datasets.Da
     return rows.select(keep)
 
 
-def positives(train: datasets.Dataset, scenes: FieldScenes) -> datasets.Dataset:
+def positives(train: datasets.Dataset, scenes: FieldScenes, real_leaves: Sequence[Path], rng: np.random.Generator
+              ) -> tuple[datasets.Dataset, np.ndarray]:
+    """Lab photos, field-style views of other training photos, then real leaf photos of other plants and their
+    crops; and a group id per row (one per photo)."""
     lab = _per_class(train, LAB_PER_CLASS, seed=1)
     field = _per_class(train, FIELD_PER_CLASS, seed=2)
     views = [field_view(load_image(image.get("bytes") or image["path"]), scenes.train_bank, seed,
                         FieldStyle(lab_share=0.0)) for seed, image in enumerate(field["image"])]
-    return photo_rows([image.get("bytes") or image["path"] for image in lab["image"]] + views)
+    composites = [image.get("bytes") or image["path"] for image in lab["image"]] + views
+    real, groups = real_photo_views(real_leaves, REAL_LEAF_CROPS, rng, first_group=len(composites))
+    return photo_rows(composites + real), np.r_[np.arange(len(composites)), groups].astype(int)
+
+
+def real_photo_views(photos: Sequence[Path], crops: int, rng: np.random.Generator, first_group: int = 0
+                     ) -> tuple[list[bytes], list[int]]:
+    """Each photo and `crops` random crops of it, snapped with the views' camera; one group id per photo, so that
+    cross-validation holds a photo's crops out together."""
+    views, groups = [], []
+    for group, path in enumerate(photos, start=first_group):
+        photo = load_image(path)
+        photo.thumbnail((1600, 1600))  # wallpapers come at 4K: crops of a 1600-px copy still fill a 288-px view
+        for index in range(1 + crops):
+            views.append(snapshot(photo if index == 0 else _random_crop(photo, rng), rng))
+        groups += [group] * (1 + crops)
+    return views, groups
+
+
+def _random_crop(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+    share = rng.uniform(0.3, 0.8)
+    width, height = int(photo.width * share), int(photo.height * share)
+    left, top = rng.integers(0, photo.width - width + 1), rng.integers(0, photo.height - height + 1)
+    return photo.crop((left, top, left + width, top + height))
 
 
 def negatives(non_leaf: Sequence[Path], rng: np.random.Generator, scenes_per_kind: int = SCENES_PER_KIND
               ) -> tuple[datasets.Dataset, np.ndarray]:
-    """Each photo and its random crops, then bare scenes; and a group id per row (one per photo or scene) so
-    that cross-validation holds a photo's crops out together."""
-    images, groups = [], []
-    for group, path in enumerate(non_leaf):
-        photo = load_image(path)
-        images.append(_jpeg(photo))
-        for _ in range(CROPS_PER_PHOTO):
-            share = rng.uniform(0.3, 0.8)
-            width, height = int(photo.width * share), int(photo.height * share)
-            left, top = rng.integers(0, photo.width - width + 1), rng.integers(0, photo.height - height + 1)
-            images.append(_jpeg(photo.crop((left, top, left + width, top + height))))
-        groups += [group] * (1 + CROPS_PER_PHOTO)
+    """Each photo and its random crops, then bare scenes; and a group id per row (one per photo or scene)."""
+    images, groups = real_photo_views(non_leaf, CROPS_PER_PHOTO, rng)
     for kind in NON_LEAF_SCENES:
         for _ in range(scenes_per_kind):
-            images.append(_jpeg(TEXTURES[kind](rng, (288, 288))))
+            images.append(snapshot(TEXTURES[kind](rng, (288, 288)), rng))
             groups.append(len(non_leaf) + len(groups))
     return photo_rows(images), np.asarray(groups)
 
@@ -125,6 +139,7 @@ class GatePhotos:
     """What every release's gate is fitted on (`positives`, `negatives`) and measured on (`measured`)."""
 
     positives: datasets.Dataset
+    positive_groups: np.ndarray
     negatives: datasets.Dataset
     negative_groups: np.ndarray
     measured: dict[str, datasets.Dataset]
@@ -135,13 +150,14 @@ class GatePhotos:
         photos = Path(field_photos)
         splits = split_dataset(data, split_csv)
         scenes = FieldScenes.from_folder(photos, splits["train"])
-        negative, groups = negatives(folder_photos(photos / "non_leaf" / "fit"), np.random.default_rng(seed),
-                                     scenes_per_kind)
+        rng = np.random.default_rng(seed)
+        negative, negative_groups = negatives(folder_photos(photos / "non_leaf" / "fit"), rng, scenes_per_kind)
+        positive, positive_groups = positives(splits["train"], scenes, folder_photos(photos / LEAF_PHOTOS), rng)
         measured = {"lab_test": splits["test"], "field_proxy_validation": scenes.proxy(splits["validation"]),
                     "field_proxy_test": scenes.proxy(splits["test"]),
                     "non_leaf_holdout": photo_rows(folder_photos(photos / "non_leaf" / "holdout")),
                     "other_plants": photo_rows(folder_photos(photos / "other_plants"))}
-        return cls(positives(splits["train"], scenes), negative, groups, measured)
+        return cls(positive, positive_groups, negative, negative_groups, measured)
 
     def sets(self) -> dict[str, datasets.Dataset]:
         """Every set with photos in it (a collection may hold no photos of other plants)."""
@@ -172,12 +188,14 @@ def fit_shortcut(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Shortcut:
                     float(held_out[y == 1].min()))
 
 
-def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray, classifier_dims: int
-             ) -> tuple[LeafGate, dict]:
-    """Rows are [classifier features, generic features]; the first `classifier_dims` columns are the former."""
+def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray, classifier_dims: int,
+             positive_groups: np.ndarray | None = None) -> tuple[LeafGate, dict]:
+    """Rows are [classifier features, generic features]; the first `classifier_dims` columns are the former.
+    Rows of one group (a photo and its crops) are held out together; without groups, each positive is its own."""
     x = np.concatenate([positive, negative])
     y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
-    groups = np.r_[-1 - np.arange(len(positive)), negative_groups]
+    own = np.arange(len(positive)) if positive_groups is None else np.asarray(positive_groups)
+    groups = np.r_[-1 - own, negative_groups]
     held_out = out_of_fold_scores(x, y, groups)
     threshold = float(np.quantile(held_out[y == 0], NEGATIVES_REJECTED))
     scaler, model = _fit(x, y)
@@ -210,7 +228,8 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
     features = {name: np.concatenate([features_of(rows, model), generic[name]], axis=1)
                 for name, rows in photos.sets().items()}
     classifier_dims = features["positives"].shape[1] - generic["positives"].shape[1]
-    gate, fitted = fit_gate(features["positives"], features["negatives"], photos.negative_groups, classifier_dims)
+    gate, fitted = fit_gate(features["positives"], features["negatives"], photos.negative_groups, classifier_dims,
+                            photos.positive_groups)
 
     def accepted(name: str) -> float:
         if name not in features:
