@@ -24,8 +24,8 @@ for release in ${RELEASES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lite2
   for file in config.json model.safetensors preprocessor_config.json split.csv; do
     git show "$LAB_RELEASES:models/$release/$file" > "$lab/$file"
   done
-  # a release whose lab stage has its own config (mobilenetv2_100: the lab-only release trained further at
-  # 224 px) trains that first; its field config starts from the result
+  # a release whose lab stage has its own config (mobilenetv2_100, efficientnet_lite2: the lab-only release
+  # trained further at 224 px) trains that first; its field config starts from the result
   lab_stage=configs/$release-lab224.yaml
   # shellcheck disable=SC2086
   [ ! -f "$lab_stage" ] || .venv/bin/cropdx -v train --config "$lab_stage" --data "$DATA" ${EXTRA:-}
