@@ -2,6 +2,7 @@
 self-contained upload, the comparison table."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -40,9 +41,9 @@ def models_dir(tmp_path_factory):
 def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir):
     releases = Releases(models_dir)
     assert releases.names() == ["large", "small"]
-    assert releases.recommended() == "small"  # within a point of the best and fewer parameters
+    assert releases.recommended() == "large"  # as good in the lab (within a point) and measured on the field proxy
     row = releases.describe("small")
-    assert row["recommended"] and row["params"] > 2_000_000 and row["backbone"] == "mobilenetv2_100"
+    assert not row["recommended"] and row["params"] > 2_000_000 and row["backbone"] == "mobilenetv2_100"
     assert resolve_model("large", releases) == models_dir / "large"
     with pytest.raises(UnknownModelError, match="available: large, small"):
         releases.path("medium")
@@ -50,6 +51,20 @@ def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir)
         resolve_model("small")
     with pytest.raises(ModelFolderError, match="no exports folder"):
         releases.export_dir("small")
+
+
+@pytest.mark.parametrize("small_f1, small_proxy, large_f1, large_proxy, expected", [
+    (0.970, None, 0.975, None, "small"),  # nothing measured in the field: the smaller of the two
+    (0.970, 0.9, 0.975, 0.8, "small"),  # better on the field proxy
+    (0.970, 0.9, 0.985, 0.8, "large"),  # better on the field proxy, but 1.5 points behind in the lab
+])
+def test_the_recommendation_weighs_the_field_proxy_among_releases_as_good_in_the_lab(
+        models_dir, tmp_path, small_f1, small_proxy, large_f1, large_proxy, expected):
+    shutil.copytree(models_dir, tmp_path, dirs_exist_ok=True)
+    for name, f1, proxy in (("small", small_f1, small_proxy), ("large", large_f1, large_proxy)):
+        field = {"field_proxy": {"test": {"accuracy": proxy}}} if proxy else {}
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1}, **field}))
+    assert Releases(tmp_path).recommended() == expected
 
 
 def test_the_release_list_shows_lab_and_field_proxy_figures(models_dir, capsys):

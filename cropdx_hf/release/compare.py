@@ -49,8 +49,8 @@ def compare_releases(releases: Releases, runs: int = 50) -> dict[str, Any]:
     pick = next(r for r in rows if r["name"] == releases.recommended())
     best = max(r["macro_f1"] for r in rows)
     return {"models": rows, "recommended": pick["name"], "rule": RECOMMENDATION,
-            "reason": f"{pick['name']}: macro-F1 {pick['macro_f1']:.4f} vs best {best:.4f}, "
-                      f"{pick['params'] / 1e6:.2f} M parameters"}
+            "reason": f"{pick['name']}: macro-F1 {pick['macro_f1']:.4f} vs best {best:.4f}, field-proxy top-1 "
+                      f"{pick['field_proxy_accuracy'] or 0:.4f}, {pick['params'] / 1e6:.2f} M parameters"}
 
 
 def write_comparison(result: dict[str, Any], out: str | Path) -> Path:
