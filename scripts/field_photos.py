@@ -195,11 +195,11 @@ def screenshots(collection: Collection) -> None:
 
 def debian_photos(collection: Collection) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", *DEBIAN, "tuxpaint-stamps-default"], cwd=tmp, check=True,
-                       capture_output=True)
+        subprocess.run(["apt-get", "download", *DEBIAN, "tuxpaint-stamps-default", "enlightenment-data"], cwd=tmp,
+                       check=True, capture_output=True)
         for package, (licence, files) in DEBIAN.items():
             deb = next(Path(tmp).glob(f"{package}_*.deb"))
-            version = deb.name.split("_")[1].replace("%3a", ":")
+            version = deb_version(deb)
             root = Path(tmp) / package
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
             for file, roles in files.items():
@@ -208,18 +208,21 @@ def debian_photos(collection: Collection) -> None:
                 collection.add(root / file, name + suffix, roles, package, version, licence)
         deb = next(Path(tmp).glob("tuxpaint-stamps-default_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "stamps")], check=True)
-        version = deb.name.split("_")[1].replace("%3a", ":")
+        version = deb_version(deb)
         stamp_photos(collection, Path(tmp) / "stamps" / STAMPS, version)
-        enlightenment_photos(collection, Path(tmp))
+        enlightenment_photos(collection, next(Path(tmp).glob("enlightenment-data_*.deb")))
         leaf_stamps(collection, Path(tmp) / "stamps" / STAMPS, version)
 
 
-def enlightenment_photos(collection: Collection, tmp: Path) -> None:
+def deb_version(deb: Path) -> str:
+    """The package version in a downloaded .deb's name (apt-get download writes an epoch's colon as %3a)."""
+    return deb.name.split("_")[1].replace("%3a", ":")
+
+
+def enlightenment_photos(collection: Collection, deb: Path) -> None:
     """The wallpapers of Debian's enlightenment-data: only the Edje files named in ENLIGHTENMENT are unpacked."""
-    subprocess.run(["apt-get", "download", "enlightenment-data"], cwd=tmp, check=True, capture_output=True)
-    deb = next(tmp.glob("enlightenment-data_*.deb"))
-    version = deb.name.split("_")[1].replace("%3a", ":")
-    root = tmp / "enlightenment"
+    version = deb_version(deb)
+    root = deb.parent / "enlightenment"
     root.mkdir()
     members = [f"./{EDJE}{name}.edj" for name in ENLIGHTENMENT]
     archive = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout

@@ -61,14 +61,17 @@ def compose(photo: Image.Image, bank: BackgroundBank, rng: np.random.Generator,
 def field_view(photo: Image.Image, bank: BackgroundBank, seed: int, style: FieldStyle = FieldStyle()) -> bytes:
     """The deterministic view of `photo` for `seed`, as the JPEG bytes a phone would send."""
     rng = np.random.default_rng(seed)
-    view = compose(photo, bank, rng, style)
-    return _jpeg_bytes(view, int(rng.integers(*style.jpeg_quality, endpoint=True)))
+    return _as_sent(compose(photo, bank, rng, style), rng, style)
 
 
 def snapshot(scene: Image.Image, rng: np.random.Generator, style: FieldStyle = FieldStyle()) -> bytes:
     """A real scene (a crop of any photo) taken with the views' light and camera, as JPEG bytes: photos that
     are compared with field-style views pass the same steps, so the camera alone tells them nothing."""
-    view = _photographed(scene.convert("RGB"), rng, style)
+    return _as_sent(_photographed(scene.convert("RGB"), rng, style), rng, style)
+
+
+def _as_sent(view: Image.Image, rng: np.random.Generator, style: FieldStyle) -> bytes:
+    """The JPEG bytes a phone sends, at a random quality in the style's range."""
     return _jpeg_bytes(view, int(rng.integers(*style.jpeg_quality, endpoint=True)))
 
 
