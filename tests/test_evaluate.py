@@ -11,7 +11,8 @@ from cropdx_hf.cli import main
 from cropdx_hf.evaluation.calibrate import calibrate
 from cropdx_hf.evaluation.predictions import predict_split
 from cropdx_hf.modeling.config import class_ids, read_config
-from cropdx_hf.release.cards import BASE_MODELS, EVAL_DIR, LICENSE, build_card
+from cropdx_hf.release.cards import BASE_MODELS, LICENSE, build_card
+from cropdx_hf.release.registry import EVAL_DIR
 from tests.conftest import LEAVES
 
 pytestmark = pytest.mark.slow

@@ -15,11 +15,20 @@ from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
 from cropdx_hf.modeling.folder import save_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.release.cards import build_card
 from cropdx_hf.release.compare import write_comparison
 from cropdx_hf.release.export import file_sha256, photo_set_digest
 from cropdx_hf.release.hub import _files
-from cropdx_hf.release.registry import Releases, resolve_model
+from cropdx_hf.release.registry import EVAL_DIR, FIELD_PROXY_DIR, Releases, resolve_model
 from cropdx_hf.release.timing import latency_summary, timed
+
+
+def write_evaluation(model_dir, lab: dict, field_proxy: dict | None = None) -> None:
+    """What `cropdx evaluate` leaves in a model folder: its lab test metrics and, when measured, the field proxy's."""
+    (model_dir / EVAL_DIR / FIELD_PROXY_DIR).mkdir(parents=True, exist_ok=True)
+    (model_dir / EVAL_DIR / "metrics.json").write_text(json.dumps(lab))
+    if field_proxy:
+        (model_dir / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json").write_text(json.dumps(field_proxy))
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +38,9 @@ def models_dir(tmp_path_factory):
     for name, backbone, f1 in (("small", "mobilenetv2_100", 0.970), ("large", "efficientnet_lite2", 0.975)):
         folder = save_model_folder(create_backbone(backbone, num_classes=len(CLASS_IDS)), root / name,
                                    list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
-        proxy = {"field_proxy": {"test": {"accuracy": 0.8}}} if name == "large" else {}
-        (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1, "accuracy": f1}, **proxy}))
+        write_evaluation(folder, {"macro_f1": f1, "accuracy": f1}, {"accuracy": 0.8} if name == "large" else None)
+        # training's own record of the same figures, which may be older: the evaluation is the one that counts
+        (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": 0.5}}))
     rng = np.random.default_rng(0)
     LeafGate(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, -0.5, classifier_dims=4,
              shortcut=Shortcut(rng.normal(size=4), 0.0, 3.0, -3.0)).save(root / "small")
@@ -62,8 +72,8 @@ def test_the_recommendation_weighs_the_field_proxy_among_releases_as_good_in_the
         models_dir, tmp_path, small_f1, small_proxy, large_f1, large_proxy, expected):
     shutil.copytree(models_dir, tmp_path, dirs_exist_ok=True)
     for name, f1, proxy in (("small", small_f1, small_proxy), ("large", large_f1, large_proxy)):
-        field = {"field_proxy": {"test": {"accuracy": proxy}}} if proxy else {}
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"test": {"macro_f1": f1}, **field}))
+        shutil.rmtree(tmp_path / name / EVAL_DIR)
+        write_evaluation(tmp_path / name, {"macro_f1": f1}, {"accuracy": proxy} if proxy else None)
     assert Releases(tmp_path).recommended() == expected
 
 
@@ -75,6 +85,13 @@ def test_the_release_list_shows_lab_and_field_proxy_figures(models_dir, capsys):
     large, small = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("large", "small"))]
     assert "lab test acc 0.9750" in large and "field-proxy acc 0.8000" in large
     assert "field-proxy acc nan" in small  # a lab-only release was never measured on the proxy
+
+
+def test_a_card_needs_an_evaluated_release(models_dir, tmp_path):
+    shutil.copytree(models_dir / "small", tmp_path / "small")
+    shutil.rmtree(tmp_path / "small" / EVAL_DIR)
+    with pytest.raises(ModelFolderError, match="no test metrics to put on a card; run `cropdx evaluate"):
+        build_card(tmp_path / "small", "cropdx/small")
 
 
 def test_the_environment_names_the_folders(models_dir, tmp_path, monkeypatch):

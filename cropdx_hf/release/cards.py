@@ -8,15 +8,14 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.backbones import get_backbone
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
-from cropdx_hf.release.registry import STANDS_IN_FOR, Releases
+from cropdx_hf.release.registry import EVAL_DIR, FIELD_PROXY_DIR, STANDS_IN_FOR, Releases, evaluation
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
-FIELD_PROXY_DIR = "field_proxy"  # inside EVAL_DIR: the same on the test split's field proxy
 LICENSE = "cc-by-sa-3.0"  # PlantVillage's licence as usually cited; its share-alike terms carry to the weights
 # Hub checkpoints of the same TF-ported ImageNet weights. MobileNetV2's are torchvision's IMAGENET1K_V1,
 # which no Hub repo holds (timm's mobilenetv2_100.ra_in1k is a different training), so it names none.
@@ -42,9 +41,10 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
     config = read_config(model_dir)
     meta = ReleaseMetadata.from_config(config)
     name = model_dir.name
-    test = json.loads((model_dir / EVAL_DIR / "metrics.json").read_text())
-    field_proxy_file = model_dir / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json"
-    field_proxy = json.loads(field_proxy_file.read_text()) if field_proxy_file.is_file() else None
+    test, field_proxy = evaluation(model_dir), evaluation(model_dir, FIELD_PROXY_DIR)
+    if test is None:
+        raise ModelFolderError(f"{model_dir}: no test metrics to put on a card; run `cropdx evaluate --model "
+                               f"{model_dir} --data DATA --out {model_dir / EVAL_DIR}` first")
     train_metrics = json.loads((model_dir / "metrics.json").read_text())
     backbone = get_backbone(meta.backbone)
     stand_in = STANDS_IN_FOR.get(name)

@@ -11,7 +11,6 @@ from matplotlib.figure import Figure
 
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
-from cropdx_hf.release.cards import EVAL_DIR, FIELD_PROXY_DIR
 from cropdx_hf.release.registry import RECOMMENDATION, Releases
 from cropdx_hf.release.timing import latency_summary, timed
 
@@ -34,9 +33,7 @@ def compare_releases(releases: Releases, runs: int = 50) -> dict[str, Any]:
     rows = []
     for name in releases.names():
         info = releases.describe(name, recommend=False)
-        test = info["test_metrics"] or {}
-        proxy_file = releases.path(name) / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json"
-        proxy = json.loads(proxy_file.read_text()) if proxy_file.is_file() else {}
+        test, proxy = info["test_metrics"] or {}, info["field_proxy_test_metrics"] or {}
         exports = releases.export_dir(name) if releases.exports_dir else None
         rows.append({
             "name": name, "backbone": info["backbone"], "stands_in_for": info["stands_in_for"],

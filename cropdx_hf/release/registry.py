@@ -23,6 +23,8 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 
 MODELS_ENV, EXPORTS_ENV = "CROPDX_MODELS", "CROPDX_EXPORTS"
 DEFAULT_RELEASE = "efficientnet_lite0"  # what `--model` means when it is not given
+EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
+FIELD_PROXY_DIR = "field_proxy"  # inside EVAL_DIR: the same on the test split's field proxy
 WITHIN_POINTS = 1.0  # test macro-F1 points from the best that still count as "as good"
 RECOMMENDATION = (f"among the releases whose lab test macro-F1 is within {WITHIN_POINTS:g} point of the best, the one "
                   "with the best field-proxy test top-1 (none measured counts as 0), then the smallest (parameters)")
@@ -77,12 +79,10 @@ class Releases:
                                      rows[name]["params"]))
 
     def describe(self, name: str, recommend: bool = True) -> dict[str, Any]:
-        """What `cropdx models --json` lists: measured test metrics straight from the release's metrics.json, on
-        lab photos and (for releases trained with field-style views) on their field proxy."""
+        """What `cropdx models --json` lists: the release's test metrics as `cropdx evaluate` measured them (the
+        figures its card shows), on lab photos and on their field proxy; None where it was not evaluated."""
         folder = self.path(name)
         config = read_config(folder)
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         return {
             "name": name,
             "path": str(folder),
@@ -94,9 +94,16 @@ class Releases:
             "params": count_parameters(folder / WEIGHTS),
             "size_mb": round((folder / WEIGHTS).stat().st_size / 1e6, 2),
             "input_size": config["pretrained_cfg"]["input_size"],
-            "test_metrics": metrics.get("test"),
-            "field_proxy_test_metrics": metrics.get("field_proxy", {}).get("test"),
+            "test_metrics": evaluation(folder),
+            "field_proxy_test_metrics": evaluation(folder, FIELD_PROXY_DIR),
         }
+
+
+def evaluation(model_dir: Path, subset: str = "") -> dict[str, Any] | None:
+    """`cropdx evaluate`'s metrics.json for a model folder (lab test photos, or a subset such as the field
+    proxy), or None when it was not evaluated there."""
+    path = model_dir / EVAL_DIR / subset / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def resolve_model(name_or_dir: str | Path | None, releases: Releases | None = None) -> Path:
