@@ -74,6 +74,12 @@ class RecipeArguments:
                                            "cross-entropy; the lite0 release uses 0.5")
     ema_decay: float = _option(0.0, "evaluate and keep an exponential moving average of the weights with this "
                                     "decay (0: off)")
+    teacher: str | None = _option(None, "model folder (e.g. a larger release) whose predictions on the cached "
+                                        "training views the student also learns (knowledge distillation; stages "
+                                        "1-2 only)")
+    distill_weight: float = _option(0.5, "with --teacher: share of the loss that is the teacher's (the rest is the "
+                                         "labels' cross-entropy)")
+    distill_temperature: float = _option(2.0, "with --teacher: softmax temperature of the distillation term")
     interpolate: bool = _option(False, "with --init-from: after training, mix the trained and the starting weights "
                                        "(WiSE-FT) in the proportion with the best validation checkpoint score that "
                                        "keeps lab macro-F1")

@@ -19,40 +19,48 @@ from cropdx_hf.modeling.transforms import batch_transform, channels_last
 
 
 class CachedActivations(Dataset):
-    """Trainer-ready rows `{"pixel_values": activation, "labels": label}`; fp16 to halve the memory."""
+    """Trainer-ready rows `{"pixel_values": activation, "labels": label}`, with the teacher's logits for the same
+    view when training distils (`cropdx_hf.training.distill`); activations in fp16 to halve the memory."""
 
-    def __init__(self, activations: torch.Tensor, labels: torch.Tensor):
+    def __init__(self, activations: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None):
         self.activations = activations
         self.labels = labels
+        self.teacher_logits = teacher_logits
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.activations[i].float(), "labels": self.labels[i]}
+        row = {"pixel_values": self.activations[i].float(), "labels": self.labels[i]}
+        if self.teacher_logits is not None:
+            row["teacher_logits"] = self.teacher_logits[i]
+        return row
 
     def __add__(self, other: CachedActivations) -> CachedActivations:
+        teacher = None if self.teacher_logits is None else torch.cat([self.teacher_logits, other.teacher_logits])
         return CachedActivations(torch.cat([self.activations, other.activations]),
-                                 torch.cat([self.labels, other.labels]))
+                                 torch.cat([self.labels, other.labels]), teacher)
 
     def mapped(self, net: torch.nn.Module, batch_size: int = 32) -> CachedActivations:
         """The same rows passed through a frozen `net` (e.g. pooled features for a head-only stage)."""
         device = next(net.parameters()).device
         outs = [net(chunk.to(device).float()).half().cpu() for chunk in self.activations.split(batch_size)]
-        return CachedActivations(torch.cat(outs), self.labels)
+        return CachedActivations(torch.cat(outs), self.labels, self.teacher_logits)
 
 
 @torch.no_grad()  # not inference_mode: cached tensors later feed autograd
 def cache_activations(
     trunk: torch.nn.Module, rows: datasets.Dataset, transform, *, views: int | Sequence[int] = 1,
     batch_size: int = 64, device: str = "cpu", seed: int = 42, num_workers: int = 0, desc: str = "caching",
+    teacher: torch.nn.Module | None = None,
 ) -> CachedActivations:
     """Passes over `rows` through `transform` (random views when it augments): `views` per row, or one count
-    per row (pass k covers the rows with more than k views)."""
+    per row (pass k covers the rows with more than k views). With a `teacher`, its logits for each view too."""
     torch.manual_seed(seed)
     trunk = trunk.eval().to(device)
+    teacher = teacher.eval().to(device) if teacher is not None else None
     counts = np.full(len(rows), views) if isinstance(views, int) else np.asarray(views)
-    acts, labels = [], []
+    acts, labels, taught = [], [], []
     for k in range(int(counts.max(initial=0))):
         subset = rows if (counts > k).all() else rows.select(np.flatnonzero(counts > k))
         loader = DataLoader(subset.with_transform(batch_transform(transform)), batch_size=batch_size,
@@ -60,6 +68,9 @@ def cache_activations(
         for batch in tqdm(loader, desc=desc, leave=False):
             pixels = torch.stack(batch["pixel_values"]) if isinstance(batch["pixel_values"], list) \
                 else batch["pixel_values"]
-            acts.append(trunk(channels_last(pixels.to(device))).half().cpu())
+            pixels = channels_last(pixels.to(device))
+            acts.append(trunk(pixels).half().cpu())
             labels.append(torch.as_tensor(batch["labels"]))
-    return CachedActivations(torch.cat(acts), torch.cat(labels))
+            if teacher is not None:
+                taught.append(teacher(pixels).float().cpu())
+    return CachedActivations(torch.cat(acts), torch.cat(labels), torch.cat(taught) if taught else None)

@@ -37,13 +37,19 @@ class LogitsWithLoss(nn.Module):
                     module.eval()
         return self
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                teacher_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.net(channels_last(pixel_values))
         if self.training and self.logit_adjustment is not None:
             # logit-adjusted loss (Menon et al. 2021, arXiv:2007.07314): the loss sees logits shifted by the
-            # class prior, so rare classes must win by a larger margin; evaluation and predictions never see it
+            # class prior, so rare classes must win by a larger margin; evaluation and predictions never see it.
+            # A teacher's logits get the same shift, so distillation pulls the student's own logits to the teacher's
             logits = logits + self.logit_adjustment
+            if teacher_logits is not None:
+                teacher_logits = teacher_logits + self.logit_adjustment
         out = {"logits": logits}
+        if teacher_logits is not None:  # distillation (training views only): the loss compares the two
+            out["teacher_logits"] = teacher_logits.float()
         if labels is not None:  # Trainer's label smoother pops labels and computes the loss itself
             out["loss"] = nn.functional.cross_entropy(logits, labels)
         return out

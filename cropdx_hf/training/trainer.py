@@ -43,6 +43,7 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.config import TrainConfig
+from cropdx_hf.training.distill import Teacher, distillation_loss
 from cropdx_hf.training.feature_cache import cache_activations
 from cropdx_hf.training.views import field_train_transform, train_transform
 from cropdx_hf.training.weight_average import WeightAverageCallback
@@ -135,6 +136,7 @@ class StagedTrainer:
         # the training size undoes that (FixRes, Touvron et al. 2019, arXiv:1906.06423)
         self.train_data_config = data_config(self.model, cfg.image_size)
         self.eval_config = data_config(self.model, cfg.eval_image_size or cfg.image_size, cfg.eval_crop_pct)
+        self.teacher = self._teacher()
         self.history: dict[str, dict] = {}
         self._caches: dict[str, object] | None = None
         # validation: the lab photos, then (with field photos) their field-proxy views; metrics split them apart
@@ -155,6 +157,14 @@ class StagedTrainer:
         except RuntimeError as exc:
             raise ModelFolderError(f"{model_dir}: not a {self.cfg.backbone} model ({exc})") from exc
         self.start_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def _teacher(self) -> Teacher | None:
+        """The model distilled from, which reads the cached training views: stages 1-2 only."""
+        if not self.cfg.teacher:
+            return None
+        if self.cfg.epochs_full > 0:
+            raise ValueError("--teacher distils on the views cached for stages 1-2; set --epochs-full 0")
+        return Teacher(self.cfg.teacher, self.data.class_names, self.train_data_config)
 
     def train_view_transform(self, config: dict):
         """Training views: field-style scenes with --field_photos, the lab augmentation otherwise."""
@@ -265,10 +275,12 @@ class StagedTrainer:
             views = self.views_per_photo()
             lab = len(self.splits["train"])
             train = cache_activations(trunk, self.splits["train"], self.train_view_transform(self.train_data_config),
-                                      views=views[:lab], desc="caching train views", **common)
+                                      views=views[:lab], desc="caching train views", teacher=self.teacher,
+                                      **common)
             if self.extra:
                 train += cache_activations(trunk, self.extra, train_transform(self.train_data_config),
-                                           views=views[lab:], desc="caching extra train views", **common)
+                                           views=views[lab:], desc="caching extra train views",
+                                           teacher=self.teacher, **common)
             validation = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
                                            desc="caching validation", **common)
             self._caches = {"train": train, "validation": validation}
@@ -285,6 +297,8 @@ class StagedTrainer:
             model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment(labels)), args=args,
             train_dataset=train, eval_dataset=val,
             compute_metrics=self.compute_metrics, optimizers=(optimizer, None),
+            compute_loss_func=distillation_loss(self.cfg.distill_weight, self.cfg.distill_temperature,
+                                                self.cfg.label_smoothing) if self.teacher else None,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *averaging, *self.callbacks],
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
