@@ -3,7 +3,8 @@
 #   bash scripts/train_releases.sh                       # all three
 #   RELEASES=mobilenetv2_100 bash scripts/train_releases.sh
 # Each release is the lab-only release of the same backbone, trained further on field-style views
-# (configs/<release>.yaml, docs/training.md). Those lab-only releases are restored from git history first:
+# (configs/<release>.yaml, docs/training.md); mobilenetv2_100 also learns from models/efficientnet_lite0 (its
+# config's teacher), so that one comes first. Those lab-only releases are restored from git history first:
 # LAB_RELEASES names the commit that holds them. The field photos come from scripts/field_photos.py.
 # Then: calibration on lab and field-proxy validation photos, and the evaluation reports.
 # After all three: bash scripts/release_reports.sh (leaf gate, exports, comparison, cards, benchmarks).
