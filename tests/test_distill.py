@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from cropdx_hf.errors import ModelFolderError
+from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.distill import Teacher, distillation_loss
 from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
@@ -36,8 +37,6 @@ def test_a_teacher_reads_the_students_views(trained):
 
 
 def _classes(folder):
-    from cropdx_hf.modeling.config import class_ids, read_config
-
     return class_ids(read_config(folder))
 
 

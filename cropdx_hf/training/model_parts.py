@@ -49,7 +49,7 @@ class LogitsWithLoss(nn.Module):
                 teacher_logits = teacher_logits + self.logit_adjustment
         out = {"logits": logits}
         if teacher_logits is not None:  # distillation (training views only): the loss compares the two
-            out["teacher_logits"] = teacher_logits.float()
+            out["teacher_logits"] = teacher_logits
         if labels is not None:  # Trainer's label smoother pops labels and computes the loss itself
             out["loss"] = nn.functional.cross_entropy(logits, labels)
         return out

@@ -298,7 +298,7 @@ class StagedTrainer:
             train_dataset=train, eval_dataset=val,
             compute_metrics=self.compute_metrics, optimizers=(optimizer, None),
             compute_loss_func=distillation_loss(self.cfg.distill_weight, self.cfg.distill_temperature,
-                                                self.cfg.label_smoothing) if self.teacher else None,
+                                                self.cfg.label_smoothing) if self.teacher is not None else None,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *averaging, *self.callbacks],
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
