@@ -22,7 +22,7 @@ from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.images import MAX_BYTES, ImageError
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
 from cropdx_hf.serving.api import build_api
-from cropdx_hf.serving.render import inline_image, render_card, top3_labels
+from cropdx_hf.serving.render import TOP3_LABEL, headline, inline_image, render_card, top3_labels, top3_title
 from cropdx_hf.serving.service import BACKENDS, Service
 
 HERE = Path(__file__).parent
@@ -68,14 +68,15 @@ def read_and_delete(path: str | None) -> bytes:
 
 
 def build_ui(service: Service) -> gr.Blocks:
-    def diagnose(path: str | None, model: str) -> tuple[dict, str, bytes, str]:
+    def diagnose(path: str | None, model: str) -> tuple[str, dict, str, bytes, str]:
         try:
             data = read_and_delete(path)
             result = service.diagnose(data, model, "ui", "the photo")
         except (ImageError, UnknownModelError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         top = result.predictions[0]["class_name"] if result.predictions else ""
-        return top3_labels(result), render_card(result), data, top
+        labels = gr.Label(top3_labels(result), label=top3_title(result))
+        return headline(result), labels, render_card(result), data, top
 
     def explain(data: bytes | None, model: str, top: str) -> str:
         if not data or not top:
@@ -104,12 +105,15 @@ def build_ui(service: Service) -> gr.Blocks:
                 if EXAMPLES:
                     gr.Examples([str(p) for p in EXAMPLES], inputs=photo, label="Example leaves")
             with gr.Column():
-                label = gr.Label(num_top_classes=3, label="Top-3 diagnoses")
+                verdict = gr.Markdown(elem_id="verdict", label="Verdict")
+                # no heading: the verdict above says what the photo shows, or what to do when the model is unsure
+                label = gr.Label(num_top_classes=3, label=TOP3_LABEL, show_heading=False, elem_id="top3")
                 card = gr.Markdown(elem_id="treatment-card", label="Treatment card")
                 explain_button = gr.Button("Show where the model looked (Grad-CAM)")
                 # HTML with a data URI: an image output would be written to Gradio's file cache
                 cam = gr.HTML(label="Grad-CAM")
-        button.click(diagnose, [photo, model], [label, card, photo_bytes, top_class], api_name="diagnose_ui")
+        button.click(diagnose, [photo, model], [verdict, label, card, photo_bytes, top_class],
+                     api_name="diagnose_ui")
         explain_button.click(explain, [photo_bytes, model, top_class], cam, api_name="explain_ui")
         api_photo = gr.File(type="filepath", visible=False, label="photo")  # a plain file: bad uploads reach us
         api_model = gr.Textbox(value=service.default, visible=False, label="model")

@@ -14,7 +14,7 @@ from cropdx_hf.labels import CLASS_IDS
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.folder import save_model_folder
 from cropdx_hf.serving.api import build_api
-from cropdx_hf.serving.render import render_card, top3_labels
+from cropdx_hf.serving.render import headline, render_card, top3_labels, top3_title
 from cropdx_hf.serving.service import Service
 from tests.conftest import LEAVES
 
@@ -57,9 +57,17 @@ def test_cards_render_each_status():
     assert top3_labels(diagnosed)["Tomato: Early blight"] == pytest.approx(0.95 + 0.05 / 15, abs=1e-6)
     card = render_card(diagnosed)
     assert card.startswith("## Tomato: Early blight") and "Sources" in card
+    assert headline(diagnosed) == f"## Tomato: Early blight ({0.95 + 0.05 / 15:.0%})"
+    assert top3_title(diagnosed) == "Top-3 diagnoses"
     grey = decide("m", CLASS_IDS, probs, 0.7, True, quality=assess(leaf.convert("L").convert("RGB")))
     assert "Photo checks that failed:** colour (colourfulness 0.0)" in render_card(grey)
-    assert render_card(decide("m", CLASS_IDS, probs, 0.7, False)).startswith("### This does not look like")
+    # a retake names no disease in its headline, and its top-3 are only possible diagnoses
+    assert headline(grey).startswith("## Retake the photo") and "blight" not in headline(grey).lower()
+    assert top3_title(grey).startswith("Possible diagnoses")
+    unsure = decide("m", CLASS_IDS, probs, 0.99, True, quality=assess(leaf))
+    assert unsure.status == "retake" and "blight" not in headline(unsure).lower()
+    not_a_leaf = decide("m", CLASS_IDS, probs, 0.7, False)
+    assert headline(not_a_leaf).startswith("## Not a leaf") and render_card(not_a_leaf).startswith("**How to take")
 
 
 def test_grad_cam_draws_over_the_photo_as_the_model_saw_it(service):

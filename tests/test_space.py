@@ -149,7 +149,8 @@ def test_gradio_api_and_ui_through_gradio_client(server):
     client = Client(server, verbose=False)
     body = client.predict(handle_file(str(LEAF)), api_name="/predict")  # the model is optional
     assert body["status"] == "diagnosed" and len(body["predictions"]) == 3 and body["model"] == DEFAULT_RELEASE
-    labels, card = client.predict(handle_file(str(LEAF)), DEFAULT_RELEASE, api_name="/diagnose_ui")
+    verdict, labels, card = client.predict(handle_file(str(LEAF)), DEFAULT_RELEASE, api_name="/diagnose_ui")
+    assert verdict.startswith("## Tomato: Early blight (")
     assert len(labels["confidences"]) == 3 and labels["label"] == "Tomato: Early blight"
     assert "## Tomato: Early blight" in card and "Active ingredients" in card and "Sources" in card
     bad = client.predict(handle_file(str(Path(__file__))), DEFAULT_RELEASE, api_name="/predict")
@@ -167,7 +168,7 @@ def test_the_api_names_its_parameters_and_output(server):
     model = predict["parameters"][1]
     assert model["parameter_has_default"] and model["parameter_default"] == DEFAULT_RELEASE
     assert [r["label"] for r in predict["returns"]] == ["diagnosis"]
-    assert [r["label"] for r in api["named_endpoints"]["/diagnose_ui"]["returns"]] == ["Top-3 diagnoses",
+    assert [r["label"] for r in api["named_endpoints"]["/diagnose_ui"]["returns"]] == ["Verdict", "Top-3 diagnoses",
                                                                                       "Treatment card"]
 
 
@@ -264,6 +265,39 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
         browser.close()
     assert (tmp_path / "space.png").stat().st_size > 20_000
     assert loaded and all(loaded)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_on_a_phone_a_retake_headline_says_what_to_do_and_names_no_disease(server, tmp_path):
+    """A grey copy of a leaf the model knows well (it still names the disease with confidence): on a 390-px phone
+    screen the first words are "Retake the photo", no disease is named in that headline, and the top-3 are shown
+    below it as possible diagnoses."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    grey = tmp_path / "grey_leaf.jpg"
+    Image.open(LEAF).convert("L").convert("RGB").save(grey)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                       args=flags, headless=True,
+                                                       viewport={"width": 390, "height": 844})
+        page = browser.new_page()
+        page.goto(server, wait_until="domcontentloaded")
+        page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+        page.set_input_files("input[type=file]", str(grey))
+        page.get_by_role("button", name="Diagnose").click()
+        verdict = page.locator("#verdict")
+        verdict.get_by_text("Retake the photo").wait_for(timeout=60_000)
+        headline = verdict.locator("h2").inner_text()
+        top3 = page.locator("#top3")
+        top3_text = top3.inner_text()
+        above = verdict.bounding_box()["y"] < top3.bounding_box()["y"]
+        page.screenshot(path=str(tmp_path / "retake.png"), full_page=True)
+        browser.close()
+    assert headline == "Retake the photo"
+    assert "Possible diagnoses" in top3_text and "Tomato: Early blight" in top3_text and above
 
 
 def test_the_onnx_space_answers_without_torch(default_exports):

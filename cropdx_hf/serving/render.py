@@ -1,4 +1,5 @@
-"""What the page shows for a diagnosis: the top-3 labels, the treatment or retake card, a Grad-CAM figure."""
+"""What the page shows for a diagnosis: the verdict headline, the top-3 labels, the treatment or retake card, a
+Grad-CAM figure."""
 
 from __future__ import annotations
 
@@ -19,14 +20,31 @@ def inline_image(image: Image.Image, caption: str) -> str:
            "</figcaption></figure>"
 
 
+HEADLINES = {"retake": "Retake the photo", "not_a_leaf": "Not a leaf"}
+TOP3_LABEL, POSSIBLE_LABEL = "Top-3 diagnoses", "Possible diagnoses (not confirmed: retake the photo)"
+
+
+def headline(result: Diagnosis) -> str:
+    """The first thing the page says: the diagnosis, or, when there is none, what to do. A retake names no
+    disease here: on a phone screen the headline is what a farmer reads and acts on."""
+    if result.status == "diagnosed":
+        top = result.predictions[0]
+        return f"## {top['display_name']} ({top['probability']:.0%})"
+    return f"## {HEADLINES[result.status]}\n\n{result.message}"
+
+
 def top3_labels(result: Diagnosis) -> dict[str, float]:
     return {p["display_name"]: p["probability"] for p in result.predictions}
 
 
+def top3_title(result: Diagnosis) -> str:
+    return TOP3_LABEL if result.status == "diagnosed" else POSSIBLE_LABEL
+
+
 def render_card(result: Diagnosis) -> str:
-    """Markdown for the page: the treatment card, or why to retake the photo and how."""
+    """Markdown for the page: the treatment card, or how to retake the photo (the headline says why)."""
     if result.status != "diagnosed":
-        lines = [f"### {result.message}", "", *[f"- {tip}" for tip in result.tips]]
+        lines = ["**How to take a better photo**", "", *[f"- {tip}" for tip in result.tips]]
         if result.quality and result.quality.failed:
             lines += ["", "**Photo checks that failed:** " + "; ".join(
                 f"{c.name.replace('_', ' ')} ({', '.join(f'{k} {v}' for k, v in c.measured.items())})"
