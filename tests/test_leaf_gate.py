@@ -109,8 +109,12 @@ def test_a_release_names_its_gate_by_file_and_hash(features, tmp_path, caplog):
 def fitted_gate(trained, field_photos, tmp_path_factory):
     """The real networks and fitting code on the fixture photos, for a trained fixture model."""
     model_dir = shutil.copytree(trained[1], tmp_path_factory.mktemp("gate") / "model")
+    field = tmp_path_factory.mktemp("field")  # real photos of our crops: positives too, measured out of fold
+    for photo in sorted(LEAVES.glob("Tomato_*/*"))[::4]:
+        (field / photo.parent.name).mkdir(exist_ok=True)
+        shutil.copy(photo, field / photo.parent.name / photo.name)
     reports = fit_leaf_gates(load_leaf_dataset(LEAVES), model_dir / "split.csv", field_photos, [model_dir],
-                             scenes_per_kind=4)
+                             scenes_per_kind=4, field_data=load_leaf_dataset(field))
     return model_dir, reports["model"]
 
 
@@ -121,6 +125,8 @@ def test_fitted_on_fixtures_the_gate_keeps_leaves_and_turns_away_a_cat(fitted_ga
     assert report["threshold"] == fitted["threshold"] and (model_dir / GATE_FILE).is_file()
     assert report["non_leaf_holdout_photos"] == 2 and report["non_leaf_holdout_rejected"] >= 0.5
     assert report["field_proxy_validation_turned_away"] <= 0.5
+    assert report["real_field_photos"] == len(sorted(LEAVES.glob("Tomato_*/*"))[::4])
+    assert 0.0 <= report["real_field_out_of_fold_turned_away"] <= 0.5
     predictor = Predictor.from_folder(model_dir)
     assert predictor.gate is not None
     cat = Image.fromarray(skdata.chelsea())

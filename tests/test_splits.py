@@ -58,3 +58,47 @@ def test_a_split_that_does_not_cover_the_data_is_refused(fixture_dataset, tmp_pa
     pd.read_csv(csv).iloc[1:].to_csv(csv, index=False)
     with pytest.raises(DataError, match="does not cover 1 file"):
         split_dataset(fixture_dataset, csv)
+
+
+def test_field_folds_are_grouped_stratified_and_reused(tmp_path):
+    from cropdx_hf.data.folds import assign_folds, fold_rows
+    from cropdx_hf.data.loading import LeafDataset
+
+    labels = [i % 3 for i in range(60)]
+    groups = [f"g{i // 2}" for i in range(60)]  # near-duplicate pairs
+    folds = assign_folds(labels, groups, folds=5)
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+    for group in set(groups):
+        assert len({f for f, g in zip(folds, groups, strict=True) if g == group}) == 1, "a group straddles folds"
+    for fold in range(5):
+        held = Counter(lab for lab, f in zip(labels, folds, strict=True) if f == fold)
+        assert set(held) == {0, 1, 2}, "every class in every fold"
+    assert folds == assign_folds(labels, groups, folds=5), "seeded"
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"label": labels, "leaf_group": groups, "file": [f"c/{i}.jpg" for i in range(60)],
+                                       "sha256": [str(i) for i in range(60)]})
+    data = LeafDataset(rows, ["a", "b", "c"])
+    csv = tmp_path / "folds.csv"
+    assert fold_rows(data, csv, 5)["fold"] == folds
+    saved = pd.read_csv(csv)
+    saved.loc[saved["file"] == "c/0.jpg", "fold"] = 4  # an edited file must win over fresh folds
+    saved.to_csv(csv, index=False)
+    assert fold_rows(data, csv, 5)["fold"][0] == 4
+    pd.read_csv(csv).iloc[1:].to_csv(csv, index=False)
+    with pytest.raises(DataError, match="do not cover 1 photo"):
+        fold_rows(data, csv, 5)
+
+
+def test_committed_field_folds_are_the_ones_the_rule_gives():
+    from cropdx_hf.data.folds import assign_folds
+    from cropdx_hf.data.loading import load_field_rows
+    from cropdx_hf.labels import CLASS_IDS
+
+    field = ROOT.parent / "shared" / "data" / "plantdoc_field"
+    if not (field / "manifest.csv").is_file():
+        pytest.skip(f"the PlantDoc field photos are not at {field}")
+    rows = load_field_rows([field], list(CLASS_IDS)).rows
+    committed = pd.read_csv(ROOT / "splits" / "plantdoc_field_folds.csv").set_index("file")
+    assert sorted(committed.index) == sorted(rows["file"])
+    assert assign_folds(rows["label"], rows["leaf_group"]) == committed.loc[rows["file"], "fold"].tolist()

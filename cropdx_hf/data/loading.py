@@ -26,6 +26,7 @@ MANIFEST = "manifest.csv"
 # `<uuid>___<series> <number>[.k].JPG`; the data README defines groups from the series and the number.
 _PHOTO_NAME = re.compile(r"^(?P<series>.+?)\s*(?P<num>\d+)(?:\.\d+)?(?:jpg)?\.jpe?g$", re.IGNORECASE)
 PHOTO_BLOCK = 40
+GROUP_COLUMNS = ("leaf_group", "group")
 
 
 @dataclass
@@ -90,20 +91,22 @@ def load_leaf_dataset(source: str | Path, classes: str | Sequence[str] | None = 
     return LeafDataset(rows, used, skipped, corrupt)
 
 
-def load_extra_rows(sources: Sequence[str | Path], class_names: Sequence[str]) -> datasets.Dataset | None:
-    """Rows of extra labelled folders (e.g. a user's own field photos), with labels in `class_names` order;
-    photos of classes outside it are dropped with a warning."""
+def load_field_rows(sources: Sequence[str | Path], class_names: Sequence[str]) -> LeafDataset | None:
+    """Real photos from labelled folders (e.g. PlantDoc's field photos), labelled in `class_names` order, as one
+    LeafDataset; photos of classes outside it are dropped with a warning. None without sources."""
     parts = []
     for source in sources:
-        extra = load_leaf_dataset(source)
-        index = [class_names.index(c) if c in class_names else -1 for c in extra.class_names]
+        loaded = load_leaf_dataset(source)
+        index = [class_names.index(c) if c in class_names else -1 for c in loaded.class_names]
         if -1 in index:
             logger.warning("%s: dropping classes the model is not trained on: %s", source,
-                           ", ".join(c for c, i in zip(extra.class_names, index, strict=True) if i < 0))
-        rows = extra.rows.cast_column("label", datasets.Value("int64"))  # its own classes, not ours
+                           ", ".join(c for c, i in zip(loaded.class_names, index, strict=True) if i < 0))
+        rows = loaded.rows.cast_column("label", datasets.Value("int64"))  # its own classes, not ours
         rows = rows.map(lambda label, index=index: {"label": index[label]}, input_columns="label")
         parts.append(rows.filter(lambda label: label >= 0, input_columns="label"))
-    return datasets.concatenate_datasets(parts) if parts else None
+    if not parts:
+        return None
+    return LeafDataset(datasets.concatenate_datasets(parts), list(class_names))
 
 
 def _load_raw(source: str | Path) -> datasets.Dataset:
@@ -125,12 +128,16 @@ def _load_raw(source: str | Path) -> datasets.Dataset:
 
 
 def _read_manifest(source: str | Path) -> dict[str, str]:
-    """filename -> leaf_group from the folder's manifest, when it ships one."""
+    """filename -> group from the folder's manifest, when it ships one: PlantVillage names its physical leaves
+    (`leaf_group`), PlantDoc's field photos their near-duplicate sets (`group`); both keep copies on one side."""
     path = Path(source) / MANIFEST
     if not path.is_file():
         return {}
-    table = pd.read_csv(path, usecols=["filename", "leaf_group"])
-    return dict(zip(table["filename"], table["leaf_group"], strict=True))
+    table = pd.read_csv(path)
+    column = next((c for c in GROUP_COLUMNS if c in table.columns), None)
+    if column is None or "filename" not in table.columns:
+        raise DataError(f"{path}: expected a 'filename' column and one of {', '.join(GROUP_COLUMNS)}")
+    return dict(zip(table["filename"], table[column].astype(str), strict=True))
 
 
 def _describe(image: dict, class_id: str, index: dict[str, int], manifest: dict[str, str]) -> dict:

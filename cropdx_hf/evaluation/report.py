@@ -105,6 +105,24 @@ def _plot_sweep(sweep: list[dict[str, float]], threshold: float, path: Path) -> 
     fig.savefig(path, dpi=80)
 
 
+def plot_tradeoff(sweeps: dict[str, list[dict[str, float]]], threshold: float, path: Path) -> None:
+    """Share of photos answered against the accuracy of those answers, one curve per set, as the threshold
+    rises; the chosen threshold marked on each."""
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    for name, sweep in sweeps.items():
+        line = ax.plot([r["coverage"] for r in sweep], [r["selective_accuracy"] for r in sweep], label=name)[0]
+        chosen = calibration.selective_at(sweep, threshold)
+        ax.plot(chosen["coverage"], chosen["selective_accuracy"], "o", color=line.get_color())
+    ax.set_xlabel("share of photos answered")
+    ax.set_ylabel("accuracy of the answered photos")
+    ax.set_title(f"Answered against right, threshold {threshold:.2f} marked")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
 def _report(pred: SplitLogits, m: dict[str, Any], matrix: np.ndarray, threshold: float) -> str:
     pairs = confused_pairs(matrix, pred.class_names)
     errors = int(matrix.sum() - np.trace(matrix))

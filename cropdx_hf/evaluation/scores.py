@@ -27,6 +27,12 @@ def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> d
     }
 
 
+def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
+    """Share of rows whose label is among the k highest logits."""
+    top = np.argsort(-np.asarray(logits), axis=-1)[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(-1).mean())
+
+
 def evaluate_rows(model: torch.nn.Module, rows: datasets.Dataset, **kwargs) -> dict[str, float]:
     if len(rows) == 0:
         return {"n": 0}
@@ -40,10 +46,9 @@ def full_metrics(pred: SplitLogits, threshold: float) -> dict[str, Any]:
     predicted = probs.argmax(-1)
     present = sorted(set(pred.labels.tolist()) | set(predicted.tolist()))
     per_class = load_metric("per_class").compute(predictions=predicted, references=pred.labels, labels=present)
-    top3 = np.argsort(-pred.logits, axis=-1)[:, :3]
     return {
         **classification_metrics(predicted, pred.labels),
-        "top3_accuracy": float((top3 == pred.labels[:, None]).any(-1).mean()),
+        "top3_accuracy": top_k_accuracy(pred.logits, pred.labels, 3),
         "n": int(len(pred.labels)),
         "per_class": {pred.class_names[c]: {k: per_class[k][i] for k in ("precision", "recall", "f1", "support")}
                       for i, c in enumerate(present)},

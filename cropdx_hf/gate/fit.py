@@ -136,28 +136,38 @@ def negatives(non_leaf: Sequence[Path], rng: np.random.Generator, scenes_per_kin
 
 @dataclass
 class GatePhotos:
-    """What every release's gate is fitted on (`positives`, `negatives`) and measured on (`measured`)."""
+    """What every release's gate is fitted on (`positives`, `negatives`) and measured on (`measured`). The last
+    `real_field` positives are real field photos of our crops, whose out-of-fold acceptance is reported apart."""
 
     positives: datasets.Dataset
     positive_groups: np.ndarray
     negatives: datasets.Dataset
     negative_groups: np.ndarray
     measured: dict[str, datasets.Dataset]
+    real_field: int = 0
 
     @classmethod
     def build(cls, data: LeafDataset, split_csv: str | Path, field_photos: str | Path, seed: int = 0,
-              scenes_per_kind: int = SCENES_PER_KIND) -> GatePhotos:
+              scenes_per_kind: int = SCENES_PER_KIND, field_data: LeafDataset | None = None) -> GatePhotos:
         photos = Path(field_photos)
         splits = split_dataset(data, split_csv)
         scenes = FieldScenes.from_folder(photos, splits["train"])
         rng = np.random.default_rng(seed)
         negative, negative_groups = negatives(folder_photos(photos / "non_leaf" / "fit"), rng, scenes_per_kind)
         positive, positive_groups = positives(splits["train"], scenes, folder_photos(photos / LEAF_PHOTOS), rng)
+        real_field = 0
+        if field_data is not None:  # near-duplicates share a group, so they are held out together
+            groups = {g: i for i, g in enumerate(dict.fromkeys(field_data.rows["leaf_group"]))}
+            positive = datasets.concatenate_datasets([positive, photo_rows(
+                [image.get("bytes") or image["path"] for image in field_data.rows["image"]])])
+            offset = int(positive_groups.max()) + 1
+            positive_groups = np.r_[positive_groups, [offset + groups[g] for g in field_data.rows["leaf_group"]]]
+            real_field = len(field_data.rows)
         measured = {"lab_test": splits["test"], "field_proxy_validation": scenes.proxy(splits["validation"]),
                     "field_proxy_test": scenes.proxy(splits["test"]),
                     "non_leaf_holdout": photo_rows(folder_photos(photos / "non_leaf" / "holdout")),
                     "other_plants": photo_rows(folder_photos(photos / "other_plants"))}
-        return cls(positive, positive_groups, negative, negative_groups, measured)
+        return cls(positive, positive_groups, negative, negative_groups, measured, real_field)
 
     def sets(self) -> dict[str, datasets.Dataset]:
         """Every set with photos in it (a collection may hold no photos of other plants)."""
@@ -189,9 +199,10 @@ def fit_shortcut(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Shortcut:
 
 
 def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.ndarray, classifier_dims: int,
-             positive_groups: np.ndarray | None = None) -> tuple[LeafGate, dict]:
+             positive_groups: np.ndarray | None = None, real_field: int = 0) -> tuple[LeafGate, dict]:
     """Rows are [classifier features, generic features]; the first `classifier_dims` columns are the former.
-    Rows of one group (a photo and its crops) are held out together; without groups, each positive is its own."""
+    Rows of one group (a photo and its crops) are held out together; without groups, each positive is its own.
+    The last `real_field` positives are real field photos: the report gives their out-of-fold acceptance apart."""
     x = np.concatenate([positive, negative])
     y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
     own = np.arange(len(positive)) if positive_groups is None else np.asarray(positive_groups)
@@ -201,16 +212,22 @@ def fit_gate(positive: np.ndarray, negative: np.ndarray, negative_groups: np.nda
     scaler, model = _fit(x, y)
     gate = LeafGate(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), threshold,
                     classifier_dims, fit_shortcut(x[:, :classifier_dims], y, groups))
-    return gate, {"positives": int(len(positive)), "negatives": int(len(negative)),
-                  "out_of_fold_negatives_rejected": float(np.mean(held_out[y == 0] < threshold)),
-                  "out_of_fold_positives_accepted": float(np.mean(held_out[y == 1] >= threshold))}
+    report = {"positives": int(len(positive)), "negatives": int(len(negative)),
+              "out_of_fold_negatives_rejected": float(np.mean(held_out[y == 0] < threshold)),
+              "out_of_fold_positives_accepted": float(np.mean(held_out[y == 1] >= threshold))}
+    if real_field:
+        field = held_out[len(positive) - real_field:len(positive)]
+        report |= {"real_field_photos": real_field,
+                   "real_field_out_of_fold_turned_away": float(np.mean(field < threshold))}
+    return gate, report
 
 
 def fit_leaf_gates(data: LeafDataset, split_csv: str | Path, field_photos: str | Path,
-                   model_dirs: Sequence[str | Path], seed: int = 0, scenes_per_kind: int = SCENES_PER_KIND
-                   ) -> dict[str, dict[str, Any]]:
-    """Fit, measure and save each release's gate (into its folder, named in its config) on one set of photos."""
-    photos = GatePhotos.build(data, split_csv, field_photos, seed, scenes_per_kind)
+                   model_dirs: Sequence[str | Path], seed: int = 0, scenes_per_kind: int = SCENES_PER_KIND,
+                   field_data: LeafDataset | None = None) -> dict[str, dict[str, Any]]:
+    """Fit, measure and save each release's gate (into its folder, named in its config) on one set of photos;
+    with `field_data`, real field photos of our crops are positives too."""
+    photos = GatePhotos.build(data, split_csv, field_photos, seed, scenes_per_kind, field_data)
     generic = {name: features_of(rows) for name, rows in photos.sets().items()}
     return {Path(model_dir).name: _fit_release_gate(Path(model_dir), photos, generic) for model_dir in model_dirs}
 
@@ -229,7 +246,7 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
                 for name, rows in photos.sets().items()}
     classifier_dims = features["positives"].shape[1] - generic["positives"].shape[1]
     gate, fitted = fit_gate(features["positives"], features["negatives"], photos.negative_groups, classifier_dims,
-                            photos.positive_groups)
+                            photos.positive_groups, photos.real_field)
 
     def accepted(name: str) -> float:
         if name not in features:
