@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import datasets
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -210,27 +212,55 @@ def test_validation_and_the_saved_model_use_the_evaluation_size(tmp_path):
     assert Predictor.from_folder(tmp_path / "m").pixels([sorted(LEAVES.glob("*/*"))[0]]).shape == (1, 3, 96, 96)
 
 
-@pytest.mark.slow
-def test_extra_folders_join_the_training_photos_as_they_are(tmp_path):
-    """A user's own field photos, named as PlantDoc names them: mapped onto our classes, trained on, recorded;
-    a class we do not have is left out."""
-    extra = tmp_path / "plantdoc_train"
-    for folder, source in (("Tomato leaf late blight", "Tomato_Late_blight"), ("Corn leaf blight", "Tomato_healthy")):
-        (extra / folder).mkdir(parents=True)
+def _plantdoc_named_folder(root):
+    """Fixture photos filed under PlantDoc's class names, with one class we do not have."""
+    named = (("Tomato leaf late blight", "Tomato_Late_blight"), ("Tomato leaf", "Tomato_healthy"),
+             ("Potato leaf early blight", "Potato___Early_blight"), ("Corn leaf blight", "Tomato_healthy"))
+    for folder, source in named:
+        (root / folder).mkdir(parents=True)
         for photo in sorted(LEAVES.glob(f"{source}/*")):
-            (extra / folder / photo.name).write_bytes(photo.read_bytes())
+            (root / folder / photo.name).write_bytes(photo.read_bytes())
+    return root
+
+
+@pytest.mark.slow
+def test_real_field_photos_are_cross_validated_then_all_trained_on(tmp_path):
+    """Field photos named as PlantDoc names them are mapped onto our classes (a class we do not have is left out),
+    each fold's run trains without that fold's photos and scores them, the weight mix is the best out-of-fold one
+    above the lab floor, and the final model trains on all of them and records every photo's out-of-fold logits."""
+    field = _plantdoc_named_folder(tmp_path / "plantdoc")
+    start = tmp_path / "start"
+    StagedTrainer(TrainConfig(data=str(LEAVES), out=str(start), backbone="mobilenetv2_100", report_to="none",
+                              **{**TINY, "epochs_top": 0, "epochs_full": 0})).run()
     cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
-                      extra_data=[str(extra)], **{**TINY, "epochs_top": 0, "epochs_full": 0})
+                      init_from=str(start), interpolate=True, field_data=[str(field)], folds=3, field_views=2,
+                      lab_floor=0.0, **{**TINY, "epochs_head": 1, "epochs_top": 1, "epochs_full": 0})
     trainer = StagedTrainer(cfg)
-    late_blight = trainer.data.class_names.index("Tomato_Late_blight")
-    assert trainer.extra["label"] == [late_blight] * 3
-    lab_photos = len(trainer.splits["train"])
-    assert trainer.train_labels[lab_photos:] == [late_blight] * 3
+    names = trainer.data.class_names
+    expected = {names.index(c) for c in ("Tomato_Late_blight", "Tomato_healthy", "Potato___Early_blight")}
+    assert set(trainer.field_labels.tolist()) == expected and len(trainer.field_labels) == 9
     caches = trainer._caches_for_top()
-    assert len(caches["train"]) == lab_photos + 3 and caches["train"].labels[-3:].tolist() == [late_blight] * 3
+    assert len(caches["field"]) == 2 * 9 and len(caches["field_eval"]) == 9
+    folds = np.asarray(trainer.field_rows["fold"])
+    trainer.restart(held_out=1)
+    rows, weights = trainer._training_rows(caches)
+    lab = len(caches["train"])
+    kept = caches["field"].select(torch.as_tensor(folds)[caches["field"].photos] != 1)
+    assert len(rows) == lab + len(kept) and not (folds[kept.photos.numpy()] == 1).any()
+    assert float(weights[lab:].sum()) == pytest.approx(cfg.field_share)
+    trainer.restart(held_out=None)
     trainer.run()
-    recorded = json.loads((tmp_path / "m" / "config.json").read_text())["cropdx"]["extra_data"]
-    assert recorded["sources"] == [str(extra)] and recorded["photos"] == 3
+    crossval = trainer.history["crossval"]
+    assert crossval["folds"] == 3 and set(crossval["candidates"]) == {str(a) for a in INTERPOLATION}
+    best = max(crossval["candidates"].values(), key=lambda m: m["accuracy"])
+    assert crossval["out_of_fold"]["accuracy"] == best["accuracy"]
+    assert trainer.history["interpolation"]["alpha"] == crossval["alpha"]
+    table = pd.read_csv(tmp_path / "m" / "field_out_of_fold.csv")
+    assert sorted(table["file"]) == sorted(trainer.field_rows["file"]) and table["fold"].tolist() == folds.tolist()
+    logits = table[[f"logit_{c}" for c in names]].to_numpy()
+    assert (logits.argmax(-1) == trainer.field_labels).mean() == pytest.approx(crossval["out_of_fold"]["accuracy"])
+    recorded = json.loads((tmp_path / "m" / "config.json").read_text())["cropdx"]["field_data"]
+    assert recorded["sources"] == [str(field)] and recorded["photos"] == 9 and recorded["folds"] == 3
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ class ReleaseMetadata:
     split_file: str | None = None
     split_sizes: dict[str, int] | None = None
     metrics: dict[str, Any] | None = None  # test, validation and (with field photos) field_proxy
-    extra_data: dict[str, Any] | None = None
+    field_data: dict[str, Any] | None = None  # real field photos: sources, count, folds, out-of-fold file
     field_training: dict[str, Any] | None = None  # field-style views: their style and background fingerprints
     # written by `cropdx calibrate` (cropdx_hf.evaluation.calibrate)
     temperature: float = 1.0

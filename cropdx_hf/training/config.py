@@ -36,9 +36,20 @@ class DataArguments:
     data: str = field(metadata={"help": "image folder (class per sub-folder) or Hub dataset id"})
     classes: str = _option("all", "'all', a crop, or comma-separated class names")
     split_csv: str | None = _option(None, "leaf-grouped split to reuse or create (default: OUT/split.csv)")
-    extra_data: list[str] = field(default_factory=list, metadata={
-        "help": "labelled image folders (class per sub-folder, any known class naming, e.g. PlantDoc's train/) added "
-                "to the training split as they are: real field photos need no compositing"})
+    field_data: list[str] = field(default_factory=list, metadata={
+        "help": "folders of real field photos (class per sub-folder, any known class naming, e.g. "
+                "../shared/data/plantdoc_field): trained on beside the lab photos, each with its own augmented views, "
+                "and scored out of fold first (--folds)"})
+    field_folds: str | None = _option(None, "with --field-data: grouped, stratified folds to reuse or create (default: "
+                                            "OUT/field_folds.csv)")
+    folds: int = _option(5, "with --field-data: the recipe runs once per fold, without that fold's photos, before the "
+                            "final run on all of them; out-of-fold scores choose the weight mix (0: final run only)")
+    field_views: int = _option(8, "with --field-data: augmented views cached per real field photo")
+    field_share: float = _option(0.5, "with --field-data: share of each epoch's rows drawn from the real field "
+                                      "photos' views (with replacement; the rest from the lab views); an epoch "
+                                      "draws each field view once on average")
+    field_balance: float = _option(0.0, "with --field-data: class balance of the field rows drawn, 0 (as they come) "
+                                        "to 1 (every class alike)")
     field_photos: str | None = _option(None, "folder made by scripts/field_photos.py: train on field-style views "
                                              "(leaves cut out and placed in scenes) and validate on the field proxy "
                                              "as well as on lab photos")
@@ -82,7 +93,11 @@ class RecipeArguments:
     distill_temperature: float = _option(2.0, "with --teacher: softmax temperature of the distillation term")
     interpolate: bool = _option(False, "with --init-from: after training, mix the trained and the starting weights "
                                        "(WiSE-FT) in the proportion with the best validation checkpoint score that "
-                                       "keeps lab macro-F1")
+                                       "keeps lab macro-F1 (with --field-data and --folds: the best out-of-fold "
+                                       "field top-1 that keeps lab validation macro-F1 at --lab-floor)")
+    lab_floor: float | None = _option(None, "with --field-data, --folds and --interpolate: the lowest lab validation "
+                                            "macro-F1 (mean over folds) a weight mix may have (default: the starting "
+                                            "model's)")
     max_grad_norm: float = _option(1.0, "gradient clipping")
     patience: int = _option(5, "early stopping: evaluations without improvement before a stage stops")
     seed: int = _option(42, "seed of the split, views, initialisation and batches")

@@ -20,12 +20,15 @@ from cropdx_hf.modeling.transforms import batch_transform, channels_last
 
 class CachedActivations(Dataset):
     """Trainer-ready rows `{"pixel_values": activation, "labels": label}`, with the teacher's logits for the same
-    view when training distils (`cropdx_hf.training.distill`); activations in fp16 to halve the memory."""
+    view when training distils (`cropdx_hf.training.distill`); activations in fp16 to halve the memory. `photos`
+    names the source row of each view, so the views of some photos can be set apart (cross-validation folds)."""
 
-    def __init__(self, activations: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None):
+    def __init__(self, activations: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+                 photos: torch.Tensor | None = None):
         self.activations = activations
         self.labels = labels
         self.teacher_logits = teacher_logits
+        self.photos = torch.arange(len(labels)) if photos is None else photos
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,13 +42,23 @@ class CachedActivations(Dataset):
     def __add__(self, other: CachedActivations) -> CachedActivations:
         teacher = None if self.teacher_logits is None else torch.cat([self.teacher_logits, other.teacher_logits])
         return CachedActivations(torch.cat([self.activations, other.activations]),
-                                 torch.cat([self.labels, other.labels]), teacher)
+                                 torch.cat([self.labels, other.labels]), teacher,
+                                 torch.cat([self.photos, other.photos + _photo_count(self)]))
+
+    def select(self, keep: torch.Tensor) -> CachedActivations:
+        """The rows where the boolean mask `keep` is set."""
+        teacher = None if self.teacher_logits is None else self.teacher_logits[keep]
+        return CachedActivations(self.activations[keep], self.labels[keep], teacher, self.photos[keep])
 
     def mapped(self, net: torch.nn.Module, batch_size: int = 32) -> CachedActivations:
         """The same rows passed through a frozen `net` (e.g. pooled features for a head-only stage)."""
         device = next(net.parameters()).device
         outs = [net(chunk.to(device).float()).half().cpu() for chunk in self.activations.split(batch_size)]
-        return CachedActivations(torch.cat(outs), self.labels, self.teacher_logits)
+        return CachedActivations(torch.cat(outs), self.labels, self.teacher_logits, self.photos)
+
+
+def _photo_count(cache: CachedActivations) -> int:
+    return int(cache.photos.max()) + 1 if len(cache.photos) else 0
 
 
 @torch.no_grad()  # not inference_mode: cached tensors later feed autograd
@@ -60,9 +73,11 @@ def cache_activations(
     trunk = trunk.eval().to(device)
     teacher = teacher.eval().to(device) if teacher is not None else None
     counts = np.full(len(rows), views) if isinstance(views, int) else np.asarray(views)
-    acts, labels, taught = [], [], []
+    acts, labels, taught, photos = [], [], [], []
     for k in range(int(counts.max(initial=0))):
-        subset = rows if (counts > k).all() else rows.select(np.flatnonzero(counts > k))
+        covered = np.flatnonzero(counts > k)
+        photos.append(torch.as_tensor(covered))
+        subset = rows if len(covered) == len(rows) else rows.select(covered)
         loader = DataLoader(subset.with_transform(batch_transform(transform)), batch_size=batch_size,
                             num_workers=num_workers)
         for batch in tqdm(loader, desc=desc, leave=False):
@@ -73,4 +88,5 @@ def cache_activations(
             labels.append(torch.as_tensor(batch["labels"]))
             if teacher is not None:
                 taught.append(teacher(pixels).float().cpu())
-    return CachedActivations(torch.cat(acts), torch.cat(labels), torch.cat(taught) if taught else None)
+    return CachedActivations(torch.cat(acts), torch.cat(labels), torch.cat(taught) if taught else None,
+                             torch.cat(photos))

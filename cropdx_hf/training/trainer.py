@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from accelerate import PartialState
 from safetensors.torch import load_file, save_file
-from torch.utils.data import ConcatDataset
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from cropdx_hf.data.loading import dataset_fingerprint, load_extra_rows, load_leaf_dataset
+from cropdx_hf.data.folds import FOLDS, fold_rows
+from cropdx_hf.data.loading import dataset_fingerprint, load_field_rows, load_leaf_dataset
 from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.evaluation.predictions import predict_logits
+from cropdx_hf.evaluation.predictions import OUT_OF_FOLD, predict_logits
 from cropdx_hf.evaluation.scores import classification_metrics, evaluate_rows
 from cropdx_hf.field.composite import FieldStyle, FieldViews
 from cropdx_hf.field.proxy import FieldScenes
@@ -43,9 +43,11 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.config import TrainConfig
+from cropdx_hf.training.crossval import FoldResult, cross_validate, weights_at, write_out_of_fold
 from cropdx_hf.training.distill import Teacher, distillation_loss
-from cropdx_hf.training.feature_cache import cache_activations
-from cropdx_hf.training.views import field_train_transform, train_transform
+from cropdx_hf.training.feature_cache import CachedActivations, cache_activations
+from cropdx_hf.training.sampling import MixedTrainer, epoch_draws, row_weights
+from cropdx_hf.training.views import field_train_transform, real_photo_transform, train_transform
 from cropdx_hf.training.weight_average import WeightAverageCallback
 
 logger = logging.getLogger(__name__)
@@ -62,11 +64,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _training_args(cfg: TrainConfig, stage: str, epochs: float, lr: float, device: str) -> TrainingArguments:
-    out = Path(cfg.out)
+def _training_args(cfg: TrainConfig, checkpoints: Path, stage: str, epochs: float, lr: float, device: str,
+                   best_checkpoint: bool = True) -> TrainingArguments:
+    runs = Path(cfg.out) / "runs" / checkpoints.relative_to(Path(cfg.out) / "checkpoints")
     return TrainingArguments(
-        output_dir=str(out / "checkpoints" / stage),
-        logging_dir=str(out / "runs" / stage),
+        output_dir=str(checkpoints / stage),
+        logging_dir=str(runs / stage),
         num_train_epochs=epochs,
         learning_rate=lr,
         per_device_train_batch_size=cfg.batch_size,
@@ -76,10 +79,10 @@ def _training_args(cfg: TrainConfig, stage: str, epochs: float, lr: float, devic
         weight_decay=cfg.weight_decay,
         label_smoothing_factor=cfg.label_smoothing,
         max_grad_norm=cfg.max_grad_norm,
-        eval_strategy="epoch",
+        eval_strategy="epoch" if best_checkpoint else "no",  # with field photos the epochs run to the end
         save_strategy="epoch",
         save_total_limit=2,
-        load_best_model_at_end=True,
+        load_best_model_at_end=best_checkpoint,
         metric_for_best_model="checkpoint_score",
         greater_is_better=True,
         logging_steps=20,
@@ -107,7 +110,8 @@ def _compute_metrics(eval_pred, lab_rows: int | None = None) -> dict[str, float]
 
 
 class StagedTrainer:
-    """Runs the stages in order, skipping those a previous run finished (with --resume)."""
+    """Runs the stages in order, skipping those a previous run finished (with --resume). With real field photos
+    (`field_data`), the recipe first runs once per cross-validation fold (`cropdx_hf.training.crossval`)."""
 
     def __init__(self, cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None):
         self.cfg = cfg
@@ -117,20 +121,25 @@ class StagedTrainer:
         self.state = PartialState(cpu=self.device == "cpu")
         set_seed(cfg.seed)
         split_csv = cfg.split_csv or str(Path(cfg.out) / "split.csv")
-        with self.state.main_process_first():  # the main process writes the split; the others reuse it
+        with self.state.main_process_first():  # the main process writes the split and folds; the others reuse them
             self.data = load_leaf_dataset(cfg.data, cfg.classes)
             self.splits = split_dataset(self.data, split_csv)
+            self.field = load_field_rows(cfg.field_data, self.data.class_names)
+            self.field_rows = fold_rows(self.field, cfg.field_folds or str(Path(cfg.out) / "field_folds.csv"),
+                                        cfg.folds or FOLDS) if self.field else None
         if cfg.max_train_samples:
             cap = cfg.max_train_samples
             self.splits = type(self.splits)(
                 {k: v.shuffle(seed=cfg.seed).select(range(min(len(v), cap))) for k, v in self.splits.items()})
         self.split_csv = Path(split_csv)
-        self.extra = load_extra_rows(cfg.extra_data, self.data.class_names)
+        self._check_field_options()
         self.scenes = FieldScenes.from_folder(cfg.field_photos, self.splits["train"]) if cfg.field_photos else None
         self.model = create_backbone(cfg.backbone, len(self.data.class_names), drop_rate=cfg.drop_rate)
         self.start_state: dict[str, torch.Tensor] | None = None
         if cfg.init_from:
             self._start_from(cfg.init_from)
+        self.initial_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.held_out: int | None = None  # the fold of field photos a cross-validation run leaves out
         # training views at image_size; validation and the saved model at the evaluation size and crop, which may
         # be larger: RandomResizedCrop shows leaves smaller than a centre crop does, and evaluating a little above
         # the training size undoes that (FixRes, Touvron et al. 2019, arXiv:1906.06423)
@@ -138,13 +147,25 @@ class StagedTrainer:
         self.eval_config = data_config(self.model, cfg.eval_image_size or cfg.image_size, cfg.eval_crop_pct)
         self.teacher = self._teacher()
         self.history: dict[str, dict] = {}
-        self._caches: dict[str, object] | None = None
+        self._caches: dict[str, CachedActivations] | None = None
         # validation: the lab photos, then (with field photos) their field-proxy views; metrics split them apart
         self.validation_rows = self.splits["validation"]
         if self.scenes:
             self.validation_rows = datasets.concatenate_datasets([self.validation_rows,
                                                                   self.scenes.proxy(self.validation_rows)])
         self.compute_metrics = functools.partial(_compute_metrics, lab_rows=len(self.splits["validation"]))
+
+    def _check_field_options(self) -> None:
+        if self.field is None:
+            if self.cfg.folds:
+                logger.info("no --field-data: --folds has nothing to cross-validate")
+            return
+        if self.cfg.epochs_full > 0:
+            raise ValueError("--field-data trains on the views cached for stages 1-2; set --epochs-full 0")
+
+    @property
+    def field_labels(self) -> np.ndarray:
+        return np.asarray(self.field_rows["label"])
 
     def _start_from(self, model_dir: str) -> None:
         """Weights of an earlier model of the same backbone and classes (e.g. a release) instead of ImageNet's."""
@@ -173,11 +194,13 @@ class StagedTrainer:
         return field_train_transform(config, FieldViews(self.scenes.train_bank,
                                                         FieldStyle(lab_share=self.cfg.field_lab_share)))
 
-    def logit_adjustment(self, labels: Sequence[int]) -> torch.Tensor | None:
-        """tau * log(class prior of the rows a stage trains on); a class absent from them counts as one row."""
+    def logit_adjustment(self, labels: Sequence[int], weights: torch.Tensor | None = None) -> torch.Tensor | None:
+        """tau * log(class prior of the rows a stage trains on, as drawn with `weights`); a class absent from them
+        counts as one row."""
         if not self.cfg.logit_adjustment:
             return None
-        counts = np.bincount(np.asarray(labels), minlength=len(self.data.class_names)).clip(min=1)
+        weights = np.ones(len(labels)) if weights is None else weights.numpy() * len(labels) / float(weights.sum())
+        counts = np.bincount(np.asarray(labels), weights, minlength=len(self.data.class_names)).clip(min=1)
         return self.cfg.logit_adjustment * torch.log(torch.as_tensor(counts / counts.sum(), dtype=torch.float32))
 
     def views_per_photo(self) -> np.ndarray:
@@ -185,7 +208,7 @@ class StagedTrainer:
 
         Potato healthy has 72 training photos against a median class of ~600; extra augmented views of its
         photos cost little (few photos) and give the top more variety of the classes it sees least."""
-        labels = np.asarray(self.train_labels)
+        labels = np.asarray(self.splits["train"]["label"])
         views = self.cfg.train_views
         if not self.cfg.max_views or self.cfg.max_views <= views:
             return np.full(len(labels), views)
@@ -193,61 +216,95 @@ class StagedTrainer:
         wanted = np.round(views * np.median(sizes[sizes > 0]) / sizes.clip(min=1))
         return wanted.clip(views, self.cfg.max_views).astype(int)[labels]
 
-    @property
-    def train_labels(self) -> list[int]:
-        """Labels of the training photos: the split's, then the extra folders'."""
-        return list(self.splits["train"]["label"]) + (list(self.extra["label"]) if self.extra else [])
-
     def run(self) -> Path:
         start = time.time()
+        if self.field is not None and self.cfg.folds:
+            self.history["crossval"] = cross_validate(self)
         for stage in STAGES:
-            if self.cfg.resume and self._load_finished(stage):
-                continue
-            epochs = getattr(self.cfg, f"epochs_{stage}")
-            self.history[stage] = getattr(self, f"_stage_{stage}")() if epochs > 0 else {"skipped": True}
-            self._mark_finished(stage)
+            self.run_stage(stage)
         if self.cfg.interpolate and self.start_state is not None:
             self.history["interpolation"] = self._interpolate()
         return self._save(time.time() - start)
 
+    def run_stage(self, stage: str) -> None:
+        """One stage of the current run (a fold's, or the final one's), unless --resume finds it finished."""
+        if self.cfg.resume and self._load_finished(stage):
+            return
+        epochs = getattr(self.cfg, f"epochs_{stage}")
+        self.history[stage] = getattr(self, f"_stage_{stage}")() if epochs > 0 else {"skipped": True}
+        self._mark_finished(stage)
+
+    def restart(self, held_out: int | None) -> None:
+        """Back to the starting weights, for a run that leaves out the field photos of fold `held_out` (None: the
+        final run, on all of them)."""
+        self.model.load_state_dict(self.initial_state)
+        self.held_out = held_out
+
+    def score_held_out(self) -> FoldResult:
+        """The held-out fold's field photos and lab validation, scored at every weight share of the mix."""
+        caches = self._caches_for_top()
+        held_out = np.flatnonzero(np.asarray(self.field_rows["fold"]) == self.held_out)
+        field = caches["field_eval"].select(torch.as_tensor(held_out))
+        lab = caches["validation"].select(torch.arange(len(caches["validation"])) < len(self.splits["validation"]))
+        trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        logits, lab_macro_f1 = {}, {}
+        for alpha in self._mix_shares():
+            self.model.load_state_dict(weights_at(self.start_state, trained, alpha) if self.start_state else trained)
+            logits[alpha] = self._top_logits(field)
+            lab_macro_f1[alpha] = classification_metrics(self._top_logits(lab).argmax(-1), lab.labels.numpy())[
+                "macro_f1"]
+        self.model.load_state_dict(trained)
+        return FoldResult(held_out, logits, lab_macro_f1)
+
+    def _mix_shares(self) -> tuple[float, ...]:
+        return INTERPOLATION if self.cfg.interpolate and self.start_state is not None else (1.0,)
+
     def _interpolate(self) -> dict:
         """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022, arXiv:2109.01903): a mix of the starting and the
-        trained weights often keeps most of what each is good at (here: lab photos and field views), since both
-        lie in one basin. Kept: the mix with the best validation checkpoint score among those whose lab validation
-        macro-F1 is not below the starting model's (no lab regression); alpha 1 is the trained model, 0 the start
+        trained weights often keeps most of what each is good at (here: lab photos and field photos), since both
+        lie in one basin. With real field photos the cross-validation chose the share (`crossval`). Otherwise
+        kept: the mix with the best validation checkpoint score among those whose lab validation macro-F1 is not
+        below the starting model's (no lab regression); alpha 1 is the trained model, 0 the start
         (docs/training.md has the measured trade-off)."""
         trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if "crossval" in self.history:
+            chosen = self.history["crossval"]["alpha"]
+            self.model.load_state_dict(weights_at(self.start_state, trained, chosen))
+            return {"alpha": chosen, "validation": self._validate(), "chosen_by": "out-of-fold field top-1"}
         scores = {}
         for alpha in INTERPOLATION:
-            self.model.load_state_dict({k: v.lerp(trained[k], alpha) if v.is_floating_point() else trained[k]
-                                        for k, v in self.start_state.items()})
+            self.model.load_state_dict(weights_at(self.start_state, trained, alpha))
             scores[alpha] = self._validate()
             logger.info("interpolation %.2f: %s", alpha, scores[alpha])
         floor = scores[0.0]["macro_f1"]
         chosen = max((a for a in scores if scores[a]["macro_f1"] >= floor),
                      key=lambda a: scores[a]["checkpoint_score"])
-        self.model.load_state_dict({k: v.lerp(trained[k], chosen) if v.is_floating_point() else trained[k]
-                                    for k, v in self.start_state.items()})
+        self.model.load_state_dict(weights_at(self.start_state, trained, chosen))
         return {"alpha": chosen, "validation": scores[chosen], "candidates": {str(a): m for a, m in scores.items()}}
+
+    def _top_logits(self, cache: CachedActivations) -> np.ndarray:
+        """Logits of the current weights on cached trunk activations."""
+        self.model.eval()
+        top = model_parts.top(self.model, self.cfg.top_stages).to(self.device)
+        with torch.no_grad():
+            return torch.cat([top(chunk.to(self.device).float()).cpu()
+                              for chunk in cache.activations.split(64)]).numpy()
 
     def _validate(self) -> dict[str, float]:
         """Validation metrics of the current weights, on the cached trunk activations when the trunk is the one
         that filled the cache."""
-        self.model.eval()
         cache = self._caches["validation"] if self._caches and self.cfg.epochs_full <= 0 else None
+        if cache is not None:
+            return self.compute_metrics((self._top_logits(cache), cache.labels.numpy()))
+        self.model.eval()
+        set_preprocessing(self.model, self.eval_config)
         with torch.no_grad():
-            if cache is not None:
-                top = model_parts.top(self.model, self.cfg.top_stages).to(self.device)
-                logits = torch.cat([top(chunk.to(self.device).float()).cpu()
-                                    for chunk in cache.activations.split(64)]).numpy()
-                labels = cache.labels.numpy()
-            else:
-                set_preprocessing(self.model, self.eval_config)
-                logits, labels = predict_logits(self.model, self.validation_rows, device=self.device)
+            logits, labels = predict_logits(self.model, self.validation_rows, device=self.device)
         return self.compute_metrics((logits, labels))
 
     def _stage_dir(self, stage: str) -> Path:
-        return Path(self.cfg.out) / "checkpoints" / stage
+        run = Path(self.cfg.out) / "checkpoints"
+        return (run if self.held_out is None else run / f"fold{self.held_out}") / stage
 
     def _load_finished(self, stage: str) -> bool:
         done = self._stage_dir(stage) / STAGE_DONE
@@ -266,40 +323,62 @@ class StagedTrainer:
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, folder / STAGE_DONE)
         (folder / "stage.json").write_text(json.dumps(self.history[stage], indent=2))
 
-    def _caches_for_top(self):
-        """Trunk activations: augmented views of the training photos, one eval view of validation photos."""
+    def _caches_for_top(self) -> dict[str, CachedActivations]:
+        """Trunk activations: augmented views of the training photos (and of the real field photos, with one eval
+        view each for scoring them), one eval view of validation photos."""
         if self._caches is None:
             trunk = model_parts.trunk(self.model, self.cfg.top_stages)
             common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.cache_workers,
                       "batch_size": self.cfg.cache_batch_size}
-            views = self.views_per_photo()
-            lab = len(self.splits["train"])
-            train = cache_activations(trunk, self.splits["train"], self.train_view_transform(self.train_data_config),
-                                      views=views[:lab], desc="caching train views", teacher=self.teacher,
-                                      **common)
-            if self.extra:
-                train += cache_activations(trunk, self.extra, train_transform(self.train_data_config),
-                                           views=views[lab:], desc="caching extra train views",
-                                           teacher=self.teacher, **common)
-            validation = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
-                                           desc="caching validation", **common)
-            self._caches = {"train": train, "validation": validation}
+            caches = {"train": cache_activations(trunk, self.splits["train"],
+                                                 self.train_view_transform(self.train_data_config),
+                                                 views=self.views_per_photo(), desc="caching train views",
+                                                 teacher=self.teacher, **common)}
+            if self.field_rows is not None:
+                caches["field"] = cache_activations(trunk, self.field_rows,
+                                                    real_photo_transform(self.train_data_config),
+                                                    views=self.cfg.field_views, desc="caching field photo views",
+                                                    teacher=self.teacher, **common)
+                caches["field_eval"] = cache_activations(trunk, self.field_rows, eval_transform(self.eval_config),
+                                                         desc="caching field photos", **common)
+            caches["validation"] = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
+                                                     desc="caching validation", **common)
+            self._caches = caches
         return self._caches
 
+    def _training_rows(self, caches: dict[str, CachedActivations]) -> tuple[CachedActivations, torch.Tensor | None]:
+        """The lab views, then the views of the field photos outside the held-out fold; and the sampling weights
+        that give the field views their share of each epoch (None without field photos)."""
+        if "field" not in caches:
+            return caches["train"], None
+        folds = torch.as_tensor(self.field_rows["fold"])
+        field = caches["field"].select(folds[caches["field"].photos] != (-1 if self.held_out is None
+                                                                         else self.held_out))
+        weights = row_weights(len(caches["train"]), field.labels.numpy(), self.cfg.field_share,
+                              self.cfg.field_balance)
+        return caches["train"] + field, weights
+
     def _fit(self, stage: str, net: torch.nn.Module, train, labels: Sequence[int], val, epochs: float, lr: float,
-             optimizer=None, frozen_norm: bool = False) -> dict:
-        """One Trainer run; `labels` are those of `train` (its class prior sets the logit adjustment)."""
+             weights: torch.Tensor | None = None, optimizer=None, frozen_norm: bool = False) -> dict:
+        """One Trainer run. With field photos (`weights`), epochs draw lab and field rows in the set proportion and
+        run to the end: the recipe, chosen out of fold, decides the epochs, not a checkpoint score. `labels` are
+        those of `train` (their class prior sets the logit adjustment)."""
         trainable = model_parts.set_trainable(self.model, net) if optimizer is None else \
             sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        args = _training_args(self.cfg, stage, epochs, lr, self.device)
+        args = _training_args(self.cfg, self._stage_dir(stage).parent, stage, epochs, lr, self.device,
+                              best_checkpoint=weights is None)
         averaging = [WeightAverageCallback(net, self.cfg.ema_decay)] if self.cfg.ema_decay else []
-        trainer = Trainer(
-            model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment(labels)), args=args,
+        stopping = [EarlyStoppingCallback(early_stopping_patience=self.cfg.patience)] if weights is None else []
+        field_rows = 0 if weights is None else len(weights) - len(self._caches_for_top()["train"])
+        kind, extra = (Trainer, {}) if weights is None else \
+            (MixedTrainer, {"weights": weights, "draws": epoch_draws(field_rows, self.cfg.field_share)})
+        trainer = kind(
+            model=model_parts.LogitsWithLoss(net, frozen_norm, self.logit_adjustment(labels, weights)), args=args,
             train_dataset=train, eval_dataset=val,
             compute_metrics=self.compute_metrics, optimizers=(optimizer, None),
             compute_loss_func=distillation_loss(self.cfg.distill_weight, self.cfg.distill_temperature,
                                                 self.cfg.label_smoothing) if self.teacher is not None else None,
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=self.cfg.patience), *averaging, *self.callbacks],
+            callbacks=[*stopping, *averaging, *self.callbacks], **extra,
         )
         checkpoints = list(Path(args.output_dir).glob("checkpoint-*"))
         started = time.time()
@@ -313,29 +392,29 @@ class StagedTrainer:
     def _stage_head(self) -> dict:
         caches = self._caches_for_top()
         features = model_parts.top_features(self.model, self.cfg.top_stages).eval()
+        train, weights = self._training_rows(caches)
         with torch.no_grad():
-            train, val = caches["train"].mapped(features), caches["validation"].mapped(features)
+            train, val = train.mapped(features), caches["validation"].mapped(features)
         head = self.model.get_classifier()
-        return self._fit("head", head, train, train.labels, val, self.cfg.epochs_head, self.cfg.lr_head)
+        return self._fit("head", head, train, train.labels, val, self.cfg.epochs_head, self.cfg.lr_head, weights)
 
     def _stage_top(self) -> dict:
         caches = self._caches_for_top()
-        return self._fit("top", model_parts.top(self.model, self.cfg.top_stages), caches["train"],
-                         caches["train"].labels, caches["validation"], self.cfg.epochs_top, self.cfg.lr_top)
+        train, weights = self._training_rows(caches)
+        return self._fit("top", model_parts.top(self.model, self.cfg.top_stages), train, train.labels,
+                         caches["validation"], self.cfg.epochs_top, self.cfg.lr_top, weights)
 
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
         train_cfg = data_config(self.model, self.cfg.full_image_size or self.train_data_config["input_size"][-1])
         train = self.splits["train"].with_transform(batch_transform(self.train_view_transform(train_cfg)))
-        if self.extra:
-            train = ConcatDataset([train, self.extra.with_transform(batch_transform(train_transform(train_cfg)))])
         val = self.validation_rows.with_transform(batch_transform(eval_transform(self.eval_config)))
         self.model.requires_grad_(True)
         groups = model_parts.layerwise_param_groups(self.model, self.cfg.lr_full_low, self.cfg.lr_full_high)
         optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         before = {k: v.clone() for k, v in self.model.state_dict().items()}
-        result = self._fit("full", self.model, train, self.train_labels, val, self.cfg.epochs_full,
-                           self.cfg.lr_full_high, optimizer, frozen_norm=True)
+        result = self._fit("full", self.model, train, self.splits["train"]["label"], val, self.cfg.epochs_full,
+                           self.cfg.lr_full_high, optimizer=optimizer, frozen_norm=True)
         # best checkpoint by validation macro-F1 holds across stages too, not only within one
         previous = self.history["top"].get("validation", {}).get("checkpoint_score", -1.0)
         if result["validation"]["checkpoint_score"] < previous:
@@ -353,14 +432,17 @@ class StagedTrainer:
         if self.scenes:
             measured["field_proxy"] = {split: evaluate_rows(self.model, self.scenes.proxy(self.splits[split]),
                                                             device=self.device) for split in ("validation", "test")}
-        metrics = {**measured, "stages": self.history, "train_seconds": round(seconds, 1)}
+        crossval = self.history.get("crossval")
+        if crossval:
+            measured["field_out_of_fold"] = crossval["out_of_fold"]
+        history = {k: ({x: y for x, y in v.items() if x != "logits"} if k == "crossval" else v)
+                   for k, v in self.history.items()}
+        metrics = {**measured, "stages": history, "train_seconds": round(seconds, 1)}
         metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=asdict(self.cfg),
                                    data_fingerprint=self.data.fingerprint, split_file="split.csv",
                                    split_sizes={k: len(v) for k, v in self.splits.items()}, metrics=measured)
-        if self.extra:
-            labels = [self.data.class_names[i] for i in self.extra["label"]]
-            metadata.extra_data = {"sources": self.cfg.extra_data, "photos": len(self.extra),
-                                   "fingerprint": dataset_fingerprint(self.extra["sha256"], labels)}
+        if self.field is not None:
+            metadata.field_data = self._field_record()
         if self.scenes:
             metadata.field_training = {"style": asdict(FieldStyle(lab_share=self.cfg.field_lab_share)),
                                        "train_backgrounds": self.scenes.train_bank.fingerprint,
@@ -368,8 +450,18 @@ class StagedTrainer:
         save_model_folder(self.model.to("cpu"), out, self.data.class_names, metadata)
         if self.split_csv.resolve() != (out / "split.csv").resolve():
             shutil.copy(self.split_csv, out / "split.csv")
+        if crossval:
+            names = self.data.class_names
+            write_out_of_fold(out / OUT_OF_FOLD, self.field_rows["file"], [names[i] for i in self.field_labels],
+                              self.field_rows["fold"], crossval["logits"], names)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return out
+
+    def _field_record(self) -> dict:
+        rows, names = self.field_rows, self.data.class_names
+        return {"sources": self.cfg.field_data, "photos": len(rows), "folds": self.cfg.folds,
+                "fingerprint": dataset_fingerprint(rows["sha256"], [names[i] for i in rows["label"]]),
+                "out_of_fold_file": OUT_OF_FOLD if self.history.get("crossval") else None}
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -31,6 +31,24 @@ def train_transform(config: dict[str, Any]) -> T.Compose:
     ])
 
 
+def real_photo_transform(config: dict[str, Any]) -> T.Compose:
+    """Views of a real field photo: it already has the field's scene and light, so views vary what one photo fixes:
+    the framing (a third of the frame up to all of it), the leaf's orientation, the exposure and colour balance,
+    and the focus."""
+    size = config["input_size"][-1]
+    return T.Compose([
+        T.RandomResizedCrop(size, scale=(0.35, 1.0), interpolation=T.InterpolationMode(config.get("interpolation",
+                                                                                                   "bicubic"))),
+        T.RandomHorizontalFlip(0.5),
+        T.RandomVerticalFlip(0.5),
+        T.RandomApply([T.RandomRotation(30, interpolation=T.InterpolationMode.BILINEAR)], p=0.5),
+        T.ColorJitter(0.3, 0.3, 0.3, 0.03),
+        T.RandomApply([T.GaussianBlur(kernel_size=5)], p=0.2),
+        T.ToTensor(),
+        T.Normalize(config["mean"], config["std"]),
+    ])
+
+
 def field_train_transform(config: dict[str, Any], views: Callable[[Image.Image], Image.Image]) -> T.Compose:
     """Field-style views (`cropdx_hf.field.FieldViews`) through the model's own eval preprocessing: the scene
     already varies the leaf's size, place, angle and light, and served photos pass through exactly these steps."""
