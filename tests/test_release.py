@@ -19,16 +19,19 @@ from cropdx_hf.release.cards import build_card
 from cropdx_hf.release.compare import write_comparison
 from cropdx_hf.release.export import file_sha256, photo_set_digest
 from cropdx_hf.release.hub import _files
-from cropdx_hf.release.registry import EVAL_DIR, FIELD_PROXY_DIR, Releases, resolve_model
+from cropdx_hf.release.registry import EVAL_DIR, FIELD_DIR, FIELD_PROXY_DIR, Releases, resolve_model
 from cropdx_hf.release.timing import latency_summary, timed
 
 
-def write_evaluation(model_dir, lab: dict, field_proxy: dict | None = None) -> None:
-    """What `cropdx evaluate` leaves in a model folder: its lab test metrics and, when measured, the field proxy's."""
-    (model_dir / EVAL_DIR / FIELD_PROXY_DIR).mkdir(parents=True, exist_ok=True)
+def write_evaluation(model_dir, lab: dict, field_proxy: dict | None = None, field: dict | None = None) -> None:
+    """What `cropdx evaluate` leaves in a model folder: its lab test metrics and, when measured, the field proxy's
+    and the real field photos' (out of fold)."""
+    (model_dir / EVAL_DIR).mkdir(parents=True, exist_ok=True)
     (model_dir / EVAL_DIR / "metrics.json").write_text(json.dumps(lab))
-    if field_proxy:
-        (model_dir / EVAL_DIR / FIELD_PROXY_DIR / "metrics.json").write_text(json.dumps(field_proxy))
+    for subset, metrics in ((FIELD_PROXY_DIR, field_proxy), (FIELD_DIR, field)):
+        if metrics:
+            (model_dir / EVAL_DIR / subset).mkdir(parents=True, exist_ok=True)
+            (model_dir / EVAL_DIR / subset / "metrics.json").write_text(json.dumps(metrics))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,9 @@ def models_dir(tmp_path_factory):
     for name, backbone, f1 in (("small", "mobilenetv2_100", 0.970), ("large", "efficientnet_lite2", 0.975)):
         folder = save_model_folder(create_backbone(backbone, num_classes=len(CLASS_IDS)), root / name,
                                    list(CLASS_IDS), ReleaseMetadata(backbone=backbone))
-        write_evaluation(folder, {"macro_f1": f1, "accuracy": f1}, {"accuracy": 0.8} if name == "large" else None)
+        measured = {"accuracy": 0.8} if name == "large" else None
+        write_evaluation(folder, {"macro_f1": f1, "accuracy": f1}, measured,
+                         {"accuracy": 0.6, "top3_accuracy": 0.85} if measured else None)
         # training's own record of the same figures, which may be older: the evaluation is the one that counts
         (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": 0.5}}))
     rng = np.random.default_rng(0)
@@ -51,7 +56,7 @@ def models_dir(tmp_path_factory):
 def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir):
     releases = Releases(models_dir)
     assert releases.names() == ["large", "small"]
-    assert releases.recommended() == "large"  # as good in the lab (within a point) and measured on the field proxy
+    assert releases.recommended() == "large"  # as good in the lab (within a point) and measured on field photos
     row = releases.describe("small")
     assert not row["recommended"] and row["params"] > 2_000_000 and row["backbone"] == "mobilenetv2_100"
     assert resolve_model("large", releases) == models_dir / "large"
@@ -63,28 +68,31 @@ def test_a_models_folder_names_describes_and_recommends_its_releases(models_dir)
         releases.export_dir("small")
 
 
-@pytest.mark.parametrize("small_f1, small_proxy, large_f1, large_proxy, expected", [
+@pytest.mark.parametrize("small_f1, small_field, large_f1, large_field, expected", [
     (0.970, None, 0.975, None, "small"),  # nothing measured in the field: the smaller of the two
-    (0.970, 0.9, 0.975, 0.8, "small"),  # better on the field proxy
-    (0.970, 0.9, 0.985, 0.8, "large"),  # better on the field proxy, but 1.5 points behind in the lab
+    (0.970, 0.6, 0.975, 0.5, "small"),  # better on real field photos
+    (0.970, 0.6, 0.985, 0.5, "large"),  # better on real field photos, but 1.5 points behind in the lab
 ])
-def test_the_recommendation_weighs_the_field_proxy_among_releases_as_good_in_the_lab(
-        models_dir, tmp_path, small_f1, small_proxy, large_f1, large_proxy, expected):
+def test_the_recommendation_weighs_real_field_photos_among_releases_as_good_in_the_lab(
+        models_dir, tmp_path, small_f1, small_field, large_f1, large_field, expected):
     shutil.copytree(models_dir, tmp_path, dirs_exist_ok=True)
-    for name, f1, proxy in (("small", small_f1, small_proxy), ("large", large_f1, large_proxy)):
+    for name, f1, field in (("small", small_f1, small_field), ("large", large_f1, large_field)):
         shutil.rmtree(tmp_path / name / EVAL_DIR)
-        write_evaluation(tmp_path / name, {"macro_f1": f1}, {"accuracy": proxy} if proxy else None)
+        # the proxy no longer decides: the release it favours loses when real field photos say otherwise
+        write_evaluation(tmp_path / name, {"macro_f1": f1}, {"accuracy": 0.9 if name == "large" else 0.1},
+                         {"accuracy": field} if field else None)
     assert Releases(tmp_path).recommended() == expected
 
 
-def test_the_release_list_shows_lab_and_field_proxy_figures(models_dir, capsys):
+def test_the_release_list_shows_lab_field_proxy_and_real_field_figures(models_dir, capsys):
     from cropdx_hf.cli import main
 
     assert Releases(models_dir).describe("large")["field_proxy_test_metrics"] == {"accuracy": 0.8}
     assert main(["--models-dir", str(models_dir), "models"]) == 0
     large, small = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("large", "small"))]
     assert "lab test acc 0.9750" in large and "field-proxy acc 0.8000" in large
-    assert "field-proxy acc nan" in small  # a lab-only release was never measured on the proxy
+    assert "real field top-1 0.6000 top-3 0.8500" in large
+    assert "field-proxy acc nan" in small and "real field top-1 nan" in small  # never measured in the field
 
 
 def test_a_card_needs_an_evaluated_release(models_dir, tmp_path):
@@ -138,11 +146,13 @@ def test_a_pushed_release_carries_its_gate(models_dir):
     assert ReleaseMetadata.read(models_dir / "small").leaf_gate["file"] == GATE_FILE
 
 
-def test_the_comparison_table_shows_lab_and_field_proxy(tmp_path):
+def test_the_comparison_table_shows_lab_real_field_and_field_proxy(tmp_path):
     rows = [{"name": n, "stands_in_for": None, "params": p, "accuracy": 0.97, "macro_f1": 0.96,
-             "field_proxy_accuracy": f, "field_proxy_top3": 0.9, "safetensors_mb": 9.0, "onnx_mb": None,
-             "int8_mb": None, "p50_ms": 10.0, "p95_ms": 12.0} for n, p, f in (("a", 2e6, 0.8), ("b", 5e6, None))]
+             "field_accuracy": f and f - 0.2, "field_top3": 0.85, "field_proxy_accuracy": f, "field_proxy_top3": 0.9,
+             "safetensors_mb": 9.0, "onnx_mb": None, "int8_mb": None, "p50_ms": 10.0, "p95_ms": 12.0}
+            for n, p, f in (("a", 2e6, 0.8), ("b", 5e6, None))]
     out = write_comparison({"models": rows, "recommended": "a", "rule": "a rule", "reason": "a reason"}, tmp_path)
     table = (out / "compare.md").read_text()
-    assert "| a | None | 2.00 M | 0.9700 | 0.9600 | 0.8000 / 0.9000 |" in table and "| b |" in table
+    assert "| a | None | 2.00 M | 0.9700 | 0.9600 | 0.6000 / 0.8500 | 0.8000 / 0.9000 |" in table
+    assert "| b | None | 5.00 M | 0.9700 | 0.9600 | – | – |" in table
     assert (out / "compare.png").stat().st_size > 5_000

@@ -13,7 +13,7 @@ from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.backbones import get_backbone
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
-from cropdx_hf.release.registry import EVAL_DIR, FIELD_PROXY_DIR, STANDS_IN_FOR, Releases, evaluation
+from cropdx_hf.release.registry import EVAL_DIR, FIELD_DIR, FIELD_PROXY_DIR, STANDS_IN_FOR, Releases, evaluation
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 LICENSE = "cc-by-sa-3.0"  # PlantVillage's licence as usually cited; its share-alike terms carry to the weights
@@ -26,13 +26,18 @@ BASE_MODELS = {
 }
 
 
-def _eval_results(test: dict[str, Any], field_proxy: dict[str, Any] | None) -> list[EvalResult]:
-    sets = [("PlantVillage tomato/potato/pepper (leaf-grouped test split)", test)]
+def _eval_results(test: dict[str, Any], field_proxy: dict[str, Any] | None, field: dict[str, Any] | None
+                  ) -> list[EvalResult]:
+    sets = [("plantvillage", "PlantVillage tomato/potato/pepper (leaf-grouped test split)", "test", test)]
+    if field:
+        sets.append(("plantdoc", "PlantDoc field photos of tomato/potato/pepper, out of fold (grouped 5-fold)",
+                     "train", field))
     if field_proxy:
-        sets.append(("PlantVillage test split as field-style views (cropdx field proxy)", field_proxy))
-    return [EvalResult(task_type="image-classification", dataset_type="plantvillage", dataset_name=dataset,
-                       dataset_split="test", metric_type=metric, metric_value=round(values[key], 4), metric_name=label)
-            for dataset, values in sets
+        sets.append(("plantvillage", "PlantVillage test split as field-style views (cropdx field proxy)", "test",
+                     field_proxy))
+    return [EvalResult(task_type="image-classification", dataset_type=kind, dataset_name=dataset,
+                       dataset_split=split, metric_type=metric, metric_value=round(values[key], 4), metric_name=label)
+            for kind, dataset, split, values in sets
             for metric, key, label in (("accuracy", "accuracy", "Accuracy"), ("f1", "macro_f1", "Macro F1"),
                                        ("accuracy", "top3_accuracy", "Top-3 accuracy"))]
 
@@ -41,7 +46,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
     config = read_config(model_dir)
     meta = ReleaseMetadata.from_config(config)
     name = model_dir.name
-    test, field_proxy = evaluation(model_dir), evaluation(model_dir, FIELD_PROXY_DIR)
+    test, field_proxy, field = (evaluation(model_dir), evaluation(model_dir, FIELD_PROXY_DIR),
+                                evaluation(model_dir, FIELD_DIR))
     if test is None:
         raise ModelFolderError(f"{model_dir}: no test metrics to put on a card; run `cropdx evaluate --model "
                                f"{model_dir} --data DATA --out {model_dir / EVAL_DIR}` first")
@@ -51,8 +57,9 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
     card_data = ModelCardData(
         model_name=name, license=LICENSE, library_name="timm", pipeline_tag="image-classification",
         tags=["image-classification", "timm", "plant-disease", "agriculture", "plantvillage", "safetensors"],
-        datasets=["plantvillage"], base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
-        eval_results=_eval_results(test, field_proxy),
+        datasets=["plantvillage", *(["plantdoc"] if meta.field_data else [])],
+        base_model=BASE_MODELS.get(config["architecture"]), metrics=["accuracy", "f1"],
+        eval_results=_eval_results(test, field_proxy, field),
     )
     training = meta.training
     return ModelCard.from_template(
@@ -75,6 +82,8 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         hardware="a 2-core CPU", test=test, plots=plots,
         per_class={display_name(class_id): row for class_id, row in test["per_class"].items()}, export=meta.export,
         leaf_gate=(meta.leaf_gate or {}).get("report"), field=meta.field_training, field_proxy=field_proxy,
+        field_data=meta.field_data, field_oof=field,
+        field_per_class={display_name(c): row for c, row in (field or {}).get("per_class", {}).items()},
     )
 
 
@@ -86,10 +95,18 @@ def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]
             "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
     for stage, info in stages.items():
+        if stage == "crossval":
+            oof = info["out_of_fold"]
+            lines.append(f"first, the recipe below once per fold of the real field photos ({info['folds']} folds), "
+                         f"each run scoring the fold it left out: out-of-fold top-1 {oof['accuracy']:.4f}, top-3 "
+                         f"{oof['top3_accuracy']:.4f} at the chosen weight mix")
+            continue
         if stage == "interpolation":
+            proxy = info["validation"].get("field_macro_f1")
             lines.append(f"weights mixed back toward the starting release (WiSE-FT): {info['alpha']:g} x trained + "
-                         f"{1 - info['alpha']:g} x start; validation macro-F1 {info['validation']['macro_f1']:.4f}, "
-                         f"field-proxy macro-F1 {info['validation']['field_macro_f1']:.4f}")
+                         f"{1 - info['alpha']:g} x start, chosen by {info.get('chosen_by', 'validation')}; lab "
+                         f"validation macro-F1 {info['validation']['macro_f1']:.4f}"
+                         + (f", field-proxy macro-F1 {proxy:.4f}" if proxy is not None else ""))
             continue
         if info.get("skipped"):
             lines.append(f"{what[stage]}: skipped")

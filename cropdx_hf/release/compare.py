@@ -29,16 +29,18 @@ def _file_mb(path: Path) -> float | None:
 
 
 def compare_releases(releases: Releases, runs: int = 50) -> dict[str, Any]:
-    """Each release's size, lab and field-proxy test metrics and eager CPU latency, and the recommended one."""
+    """Each release's size, lab, field-proxy and real field (out-of-fold) metrics and eager CPU latency, and the
+    recommended one."""
     rows = []
     for name in releases.names():
         info = releases.describe(name, recommend=False)
-        test, proxy = info["test_metrics"] or {}, info["field_proxy_test_metrics"] or {}
+        test, proxy, field = (info[k] or {} for k in ("test_metrics", "field_proxy_test_metrics", "field_metrics"))
         exports = releases.export_dir(name) if releases.exports_dir else None
         rows.append({
             "name": name, "backbone": info["backbone"], "stands_in_for": info["stands_in_for"],
             "params": info["params"], "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
             "field_proxy_accuracy": proxy.get("accuracy"), "field_proxy_top3": proxy.get("top3_accuracy"),
+            "field_accuracy": field.get("accuracy"), "field_top3": field.get("top3_accuracy"),
             "safetensors_mb": info["size_mb"], "onnx_mb": _file_mb(exports / ONNX_FP32) if exports else None,
             "int8_mb": _file_mb(exports / ONNX_INT8) if exports else None,
             **cpu_latency(releases.path(name), runs=runs),
@@ -46,22 +48,22 @@ def compare_releases(releases: Releases, runs: int = 50) -> dict[str, Any]:
     pick = next(r for r in rows if r["name"] == releases.recommended())
     best = max(r["macro_f1"] for r in rows)
     return {"models": rows, "recommended": pick["name"], "rule": RECOMMENDATION,
-            "reason": f"{pick['name']}: macro-F1 {pick['macro_f1']:.4f} vs best {best:.4f}, field-proxy top-1 "
-                      f"{pick['field_proxy_accuracy'] or 0:.4f}, {pick['params'] / 1e6:.2f} M parameters"}
+            "reason": f"{pick['name']}: macro-F1 {pick['macro_f1']:.4f} vs best {best:.4f}, real field top-1 (out of "
+                      f"fold) {pick['field_accuracy'] or 0:.4f}, {pick['params'] / 1e6:.2f} M parameters"}
 
 
 def write_comparison(result: dict[str, Any], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
-    header = ("| model | stands in for | params | test accuracy | test macro-F1 | field proxy top-1 / top-3 | "
-              "safetensors MB | ONNX MB | INT8 MB | p50 ms | p95 ms |")
-    lines = ["# Released models compared", "", header, "|" + "---|" * 11]
+    header = ("| model | stands in for | params | test accuracy | test macro-F1 | real field top-1 / top-3 (out of "
+              "fold) | field proxy top-1 / top-3 | safetensors MB | ONNX MB | INT8 MB | p50 ms | p95 ms |")
+    lines = ["# Released models compared", "", header, "|" + "---|" * 12]
     for r in result["models"]:
-        proxy = (f"{r['field_proxy_accuracy']:.4f} / {r['field_proxy_top3']:.4f}" if r["field_proxy_accuracy"]
-                 is not None else "–")
+        field, proxy = (f"{r[k + '_accuracy']:.4f} / {r[k + '_top3']:.4f}" if r[k + "_accuracy"] is not None
+                        else "–" for k in ("field", "field_proxy"))
         cells = [r["name"], r["stands_in_for"], f"{r['params'] / 1e6:.2f} M", f"{r['accuracy']:.4f}",
-                 f"{r['macro_f1']:.4f}", proxy, r["safetensors_mb"], r["onnx_mb"] or "–", r["int8_mb"] or "–",
+                 f"{r['macro_f1']:.4f}", field, proxy, r["safetensors_mb"], r["onnx_mb"] or "–", r["int8_mb"] or "–",
                  r["p50_ms"], r["p95_ms"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Latency: eager PyTorch, batch 1, 2 CPU threads, 10 warm-up runs excluded, 50 timed.", "",

@@ -25,9 +25,11 @@ MODELS_ENV, EXPORTS_ENV = "CROPDX_MODELS", "CROPDX_EXPORTS"
 DEFAULT_RELEASE = "efficientnet_lite0"  # what `--model` means when it is not given
 EVAL_DIR = "eval"  # inside a model folder: `cropdx evaluate` output on the test split
 FIELD_PROXY_DIR = "field_proxy"  # inside EVAL_DIR: the same on the test split's field proxy
+FIELD_DIR = "field_out_of_fold"  # inside EVAL_DIR: real field photos, each scored by a fold model that never saw it
 WITHIN_POINTS = 1.0  # test macro-F1 points from the best that still count as "as good"
 RECOMMENDATION = (f"among the releases whose lab test macro-F1 is within {WITHIN_POINTS:g} point of the best, the one "
-                  "with the best field-proxy test top-1 (none measured counts as 0), then the smallest (parameters)")
+                  "with the best out-of-fold top-1 on real field photos (none measured counts as 0), then the "
+                  "smallest (parameters)")
 # Each release stands in for a backbone that has no offline ImageNet weights here (README, "Models").
 STANDS_IN_FOR = {
     "efficientnet_lite0": "efficientnet_b0",
@@ -69,18 +71,19 @@ class Releases:
         return self.exports_dir / name
 
     def recommended(self) -> str:
-        """The release chosen by RECOMMENDATION, from each release's measured test metrics: farmers photograph
-        leaves in the field, so among releases as good in the lab the field proxy decides."""
+        """The release chosen by RECOMMENDATION, from each release's measured metrics: farmers photograph
+        leaves in the field, so among releases as good in the lab real field photos decide."""
         rows = {name: self.describe(name, recommend=False) for name in self.names()}
         lab = {name: (row["test_metrics"] or {}).get("macro_f1", 0.0) for name, row in rows.items()}
         best = max(lab.values())
         return min((name for name in rows if (best - lab[name]) * 100 <= WITHIN_POINTS),
-                   key=lambda name: (-(rows[name]["field_proxy_test_metrics"] or {}).get("accuracy", 0.0),
+                   key=lambda name: (-(rows[name]["field_metrics"] or {}).get("accuracy", 0.0),
                                      rows[name]["params"]))
 
     def describe(self, name: str, recommend: bool = True) -> dict[str, Any]:
-        """What `cropdx models --json` lists: the release's test metrics as `cropdx evaluate` measured them (the
-        figures its card shows), on lab photos and on their field proxy; None where it was not evaluated."""
+        """What `cropdx models --json` lists: the release's metrics as `cropdx evaluate` measured them (the
+        figures its card shows): lab test photos, their field proxy and real field photos out of fold; None where
+        it was not evaluated."""
         folder = self.path(name)
         config = read_config(folder)
         return {
@@ -96,6 +99,7 @@ class Releases:
             "input_size": config["pretrained_cfg"]["input_size"],
             "test_metrics": evaluation(folder),
             "field_proxy_test_metrics": evaluation(folder, FIELD_PROXY_DIR),
+            "field_metrics": evaluation(folder, FIELD_DIR),
         }
 
 
