@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 # the checkout's releases and ONNX exports: what release names and `cropdx export` refer to
 export CROPDX_MODELS="$PWD/models" CROPDX_EXPORTS="$PWD/exports"
 DATA=${DATA:-../shared/data/plantvillage}
+FIELD_DATA=${FIELD_DATA:-../shared/data/plantdoc_field}
 FIELD=${FIELD:-field_photos}
 RELEASES=${RELEASES:-efficientnet_lite0 mobilenetv2_100 efficientnet_lite2}
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 [ -d "$FIELD/backgrounds" ] || .venv/bin/python scripts/field_photos.py "$FIELD"
 # shellcheck disable=SC2086
 .venv/bin/cropdx fit-leaf-gate --data "$DATA" --split-csv splits/plantvillage.csv --field-photos "$FIELD" \
-  --models $RELEASES
+  --field-data "$FIELD_DATA" --models $RELEASES
 for release in $RELEASES; do
   # INT8 calibration on photos that ship with the repository (and field-style views of them over procedural
   # scenes), so that a fresh clone rebuilds the same file; INT8 is also checked on the field proxy
@@ -22,7 +23,5 @@ done
 .venv/bin/cropdx compare --out reports/compare
 .venv/bin/cropdx cards --out model_cards
 .venv/bin/python scripts/field_examples.py --data "$DATA" --field-photos "$FIELD"
-.venv/bin/python scripts/bench_field.py --data "$DATA" --field-photos "$FIELD"
-.venv/bin/python scripts/bench_field.py --data "$DATA" --field-photos "$FIELD" --models efficientnet_lite0 --test-time \
-  --out reports/field/test_time
-.venv/bin/python scripts/bench_quality.py --data "$DATA" --field-photos "$FIELD"
+.venv/bin/python scripts/bench_field.py --data "$DATA" --field-photos "$FIELD" --field-data "$FIELD_DATA"
+.venv/bin/python scripts/bench_quality.py --data "$DATA" --field-photos "$FIELD" --field-data "$FIELD_DATA"

@@ -401,8 +401,11 @@ class StagedTrainer:
     def _stage_top(self) -> dict:
         caches = self._caches_for_top()
         train, weights = self._training_rows(caches)
+        # with real field photos, BatchNorm keeps the starting model's statistics: the weight mix then blends two
+        # networks that normalise alike, where statistics of mixed lab and field batches would belong to neither
         return self._fit("top", model_parts.top(self.model, self.cfg.top_stages), train, train.labels,
-                         caches["validation"], self.cfg.epochs_top, self.cfg.lr_top, weights)
+                         caches["validation"], self.cfg.epochs_top, self.cfg.lr_top, weights,
+                         frozen_norm=self.field is not None)
 
     def _stage_full(self) -> dict:
         self._caches = None  # free the activation cache before full-resolution training
