@@ -85,6 +85,8 @@ def test_field_folds_are_grouped_stratified_and_reused(tmp_path):
     saved.loc[saved["file"] == "c/0.jpg", "fold"] = 4  # an edited file must win over fresh folds
     saved.to_csv(csv, index=False)
     assert fold_rows(data, csv, 5)["fold"][0] == 4
+    with pytest.raises(DataError, match="not the 3 asked for"):
+        fold_rows(data, csv, 3)
     pd.read_csv(csv).iloc[1:].to_csv(csv, index=False)
     with pytest.raises(DataError, match="do not cover 1 photo"):
         fold_rows(data, csv, 5)

@@ -38,6 +38,9 @@ def fold_rows(data: LeafDataset, folds_csv: str | Path | None = None, folds: int
     path = Path(folds_csv) if folds_csv else None
     if path is not None and path.is_file():
         assigned = _read_folds(path, data.rows["file"])
+        if sorted(set(assigned)) != list(range(folds)):
+            raise DataError(f"{path}: holds folds {sorted(set(assigned))}, not the {folds} asked for; pass another "
+                            "folds file to assign fresh folds")
     else:
         assigned = assign_folds(data.rows["label"], data.rows["leaf_group"], folds)
         if path is not None:

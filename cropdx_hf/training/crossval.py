@@ -92,6 +92,8 @@ def out_of_fold_logits(results: list[FoldResult], alpha: float, photos: int) -> 
     logits = np.full((photos, results[0].logits[alpha].shape[1]), np.nan, dtype=np.float32)
     for result in results:
         logits[result.rows] = result.logits[alpha]
+    if np.isnan(logits).any():
+        raise ValueError(f"{int(np.isnan(logits).any(-1).sum())} field photo(s) in no scored fold")
     return logits
 
 
