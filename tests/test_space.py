@@ -273,10 +273,10 @@ def test_on_a_phone_a_retake_headline_says_what_to_do_and_names_no_disease(serve
     """A grey copy of a leaf (the model still names a class with confidence): on a 390-px phone screen the first
     words are "Retake the photo", no class is named in that headline, and the top-3 are shown below it as possible
     diagnoses."""
-    from cropdx_hf.labels import CLASSES
-
     from PIL import Image
     from playwright.sync_api import sync_playwright
+
+    from cropdx_hf.labels import CLASSES
 
     grey = tmp_path / "grey_leaf.jpg"
     Image.open(LEAF).convert("L").convert("RGB").save(grey)
