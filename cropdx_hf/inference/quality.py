@@ -10,7 +10,10 @@ degraded photos are measured by `python scripts/bench_quality.py --json` (docs/q
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -23,13 +26,14 @@ MIN_COLOURFULNESS = 6.0  # Hasler & Suesstrunk's metric on 0-255 values: 0 for a
 DARK_MEAN, DARK_HIGHLIGHTS = 90.0, 140.0  # mean luma; luma of the brightest 0.1 %
 # Blown out is judged on the subject, not the backdrop: pixels whose every channel is at least 235 and within 30 of
 # the others are a white backdrop (paper, a table, a studio background: extension services ask for a leaf on white)
-# and are left out. The rest is blown out when its mean luma is very high, or high with clipped areas, or when the
-# leaf-coloured pixels (green, yellow, brown) themselves are bright; a photo that is nearly all backdrop has no
-# subject left to see.
+# and are left out. What remains is scored by a small logistic model (resources/exposure.json, fitted by
+# scripts/fit_exposure.py) on the brightness quantiles of the subject and of its leaf-coloured pixels: over-exposure
+# lifts the shadows, piles the tones up under white and clips colour channels, where a well-exposed leaf on white
+# keeps its dark veins and shading. A photo that is nearly all backdrop has no subject left to see.
 BACKDROP_MIN, BACKDROP_SPREAD = 235, 30  # channel floor; max - min channel
-BRIGHT_MEAN, CLIPPED_MEAN, MAX_CLIPPED = 205.0, 160.0, 0.02  # subject mean luma limits; share of it at 240 or more
-LEAF_BRIGHT_MEAN = 180.0  # mean luma of the leaf-coloured pixels
+QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
 MIN_SUBJECT = 0.02  # of the frame
+EXPOSURE_MODEL = Path(__file__).parent / "resources" / "exposure.json"
 MIN_SHARPNESS = 8.0  # variance of the Laplacian of the luma
 MIN_SIDE, MAX_ASPECT = 128, 3.0  # pixels of the short side; long side / short side
 
@@ -71,69 +75,108 @@ class PhotoQuality:
         return {"passed": self.passed, "checks": [{**asdict(c), "tip": c.tip} for c in self.checks]}
 
 
-def assess(photo: Image.Image) -> PhotoQuality:
-    """Every check on one decoded RGB photo."""
-    width, height = photo.size
-    short, long = min(width, height), max(width, height)
-    # the statistics look at the centre, at most 3:1 (a 4000 x 20 strip is judged on its middle)
-    keep_w, keep_h = min(width, MAX_ASPECT * height), min(height, MAX_ASPECT * width)
+def _kept(size: tuple[int, int]) -> tuple[float, float]:
+    """Width and height of the centre the statistics read: at most 3:1 (a 4000 x 20 strip is judged on its
+    middle)."""
+    width, height = size
+    return min(width, MAX_ASPECT * height), min(height, MAX_ASPECT * width)
+
+
+def reduced_copy(photo: Image.Image) -> Image.Image:
+    """The photo's centre (`_kept`) box-averaged by an integer factor to WORK_SIDE-2x WORK_SIDE on its short side
+    (never enlarged): a 1024 x 768 phone photo in about 4 ms."""
+    (width, height), (keep_w, keep_h) = photo.size, _kept(photo.size)
     box = (round((width - keep_w) / 2), round((height - keep_h) / 2), round((width + keep_w) / 2),
            round((height + keep_h) / 2))
-    # an integer box-average to WORK_SIDE-2x WORK_SIDE on the short side (never enlarged). Colour and exposure
-    # statistics do not depend on the scale, so they are read from every other pixel of it; only the sharpness
-    # needs one fixed scale, and only the luma is resized to it (a 1024 x 768 phone photo in about 4 ms)
     factor = max(1, int(min(box[2] - box[0], box[3] - box[1]) // WORK_SIDE))
     photo = photo if photo.mode in ("RGB", "L") else photo.convert("RGB")  # reduce() refuses P, 1 and I;16
-    reduced = photo.reduce(factor, box=box)
+    return photo.reduce(factor, box=box)
+
+
+def sampled_rgb(reduced: Image.Image) -> np.ndarray:
+    """Every other pixel of the reduced copy: colour and exposure statistics do not depend on the scale."""
+    return np.asarray(reduced.convert("RGB"))[::2, ::2].astype(np.float32)
+
+
+def assess(photo: Image.Image) -> PhotoQuality:
+    """Every check on one decoded RGB photo."""
+    short, long = min(photo.size), max(photo.size)
+    reduced = reduced_copy(photo)
+    rgb = sampled_rgb(reduced)
+    return PhotoQuality((_colour(rgb), _darkness(reduced), _blown_out(rgb), _sharpness(reduced, photo.size),
+                         QualityCheck("too_small", short >= MIN_SIDE, {"short_side_px": short},
+                                      f"short_side_px >= {MIN_SIDE}"),
+                         QualityCheck("strip", long / short <= MAX_ASPECT, {"aspect_ratio": round(long / short, 2)},
+                                      f"aspect_ratio <= {MAX_ASPECT:g}")))
+
+
+def _colour(rgb: np.ndarray) -> QualityCheck:
+    colour = colourfulness(rgb)
+    return QualityCheck("colour", colour >= MIN_COLOURFULNESS, {"colourfulness": round(colour, 2)},
+                        f"colourfulness >= {MIN_COLOURFULNESS:g}")
+
+
+def _darkness(reduced: Image.Image) -> QualityCheck:
     levels = np.bincount(np.asarray(reduced.convert("L"))[::2, ::2].ravel(), minlength=256)
     mean = float(levels @ np.arange(256) / levels.sum())
     highlights = float(level_at_share(levels, 0.999))
-    rgb = np.asarray(reduced.convert("RGB"))[::2, ::2].astype(np.float32)
-    colour = colourfulness(rgb)
-    subject = subject_exposure(rgb)
-    scale = min(1.0, WORK_SIDE / short)
+    return QualityCheck("too_dark", mean >= DARK_MEAN or highlights >= DARK_HIGHLIGHTS,
+                        {"mean_luma": round(mean, 1), "highlights_luma": round(highlights, 1)},
+                        f"mean_luma >= {DARK_MEAN:g} or highlights_luma >= {DARK_HIGHLIGHTS:g}")
+
+
+def _blown_out(rgb: np.ndarray) -> QualityCheck:
+    features, subject = exposure_features(rgb)
+    score, threshold = overexposure_score(features), float(exposure_model()["threshold"])
+    return QualityCheck("blown_out", subject >= MIN_SUBJECT and score <= threshold,
+                        {"subject_share": round(subject, 4), "overexposure_score": round(score, 3)},
+                        f"subject_share >= {MIN_SUBJECT:g} and overexposure_score <= {threshold:.3f}")
+
+
+def _sharpness(reduced: Image.Image, size: tuple[int, int]) -> QualityCheck:
+    """The luma alone, resized to the one scale (WORK_SIDE on the photo's short side) the blur limit holds at."""
+    scale = min(1.0, WORK_SIDE / min(size))
+    keep_w, keep_h = _kept(size)
     size = (max(1, round(keep_w * scale)), max(1, round(keep_h * scale)))
     luma = np.asarray(reduced.convert("F").resize(size, Image.BILINEAR))  # F: Pillow's luma weights, unrounded
     sharpness = float(laplacian(luma).var())
-    return PhotoQuality((
-        QualityCheck("colour", colour >= MIN_COLOURFULNESS, {"colourfulness": round(colour, 2)},
-                     f"colourfulness >= {MIN_COLOURFULNESS:g}"),
-        QualityCheck("too_dark", mean >= DARK_MEAN or highlights >= DARK_HIGHLIGHTS,
-                     {"mean_luma": round(mean, 1), "highlights_luma": round(highlights, 1)},
-                     f"mean_luma >= {DARK_MEAN:g} or highlights_luma >= {DARK_HIGHLIGHTS:g}"),
-        QualityCheck("blown_out", _exposed_well(subject), {k: round(v, 4) for k, v in subject.items()},
-                     f"subject_share >= {MIN_SUBJECT:g} and subject_mean_luma <= {BRIGHT_MEAN:g} and "
-                     f"(subject_clipped_share <= {MAX_CLIPPED:g} or subject_mean_luma <= {CLIPPED_MEAN:g}) and "
-                     f"leaf_mean_luma <= {LEAF_BRIGHT_MEAN:g}"),
-        QualityCheck("sharpness", sharpness >= MIN_SHARPNESS, {"laplacian_variance": round(sharpness, 2)},
-                     f"laplacian_variance >= {MIN_SHARPNESS:g}"),
-        QualityCheck("too_small", short >= MIN_SIDE, {"short_side_px": short}, f"short_side_px >= {MIN_SIDE}"),
-        QualityCheck("strip", long / short <= MAX_ASPECT, {"aspect_ratio": round(long / short, 2)},
-                     f"aspect_ratio <= {MAX_ASPECT:g}"),
-    ))
+    return QualityCheck("sharpness", sharpness >= MIN_SHARPNESS, {"laplacian_variance": round(sharpness, 2)},
+                        f"laplacian_variance >= {MIN_SHARPNESS:g}")
 
 
-def subject_exposure(rgb: np.ndarray) -> dict[str, float]:
-    """Exposure of what the photo shows, its white backdrop left out: the subject's share of the frame, its mean
-    luma and share of pixels at 240 or more, and the mean luma of its leaf-coloured pixels (0 when it has none)."""
+def exposure_features(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """What the exposure model reads, and the subject's share of the frame: luma quantiles of the subject (the
+    photo without its white backdrop), its shares at luma 240+ and with a channel at 250+, luma quantiles of its
+    leaf-coloured pixels (green the largest channel, or yellow to brown), the backdrop's share and the subject's
+    mean chroma."""
     low, high = rgb.min(-1), rgb.max(-1)
-    subject = ~((low >= BACKDROP_MIN) & (high - low <= BACKDROP_SPREAD))
+    backdrop = (low >= BACKDROP_MIN) & (high - low <= BACKDROP_SPREAD)
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # green the largest channel, or yellow to brown (red >= green > blue, green at least 40 % of red)
     leafy = (high - low >= 20) & (((green >= red) & (green >= blue)) | ((red >= green) & (green > blue)
                                                                        & (5 * green >= 2 * red)))
-    seen = luma[subject]
-    return {"subject_share": float(subject.mean()),
-            "subject_mean_luma": float(seen.mean()) if seen.size else 255.0,
-            "subject_clipped_share": float((seen >= 240).mean()) if seen.size else 1.0,
-            "leaf_mean_luma": float(luma[leafy].mean()) if leafy.any() else 0.0}
+    subject = luma[~backdrop] if (~backdrop).sum() > 20 else np.array([255.0], np.float32)
+    leaf = luma[leafy] if leafy.sum() > 20 else subject
+    clipped = (high[~backdrop] >= 250).mean() if (~backdrop).any() else 1.0
+    chroma = (high - low)[~backdrop].mean() if (~backdrop).any() else 0.0
+    features = np.r_[np.quantile(subject, QUANTILES), (subject >= 240).mean(), clipped, np.quantile(leaf, QUANTILES),
+                     backdrop.mean(), chroma]
+    return features.astype(np.float64), float(1 - backdrop.mean())
 
 
-def _exposed_well(subject: dict[str, float]) -> bool:
-    return (subject["subject_share"] >= MIN_SUBJECT and subject["subject_mean_luma"] <= BRIGHT_MEAN
-            and (subject["subject_clipped_share"] <= MAX_CLIPPED or subject["subject_mean_luma"] <= CLIPPED_MEAN)
-            and subject["leaf_mean_luma"] <= LEAF_BRIGHT_MEAN)
+@cache
+def exposure_model() -> dict[str, np.ndarray]:
+    """The fitted over-exposure score: standardise, expand to degree-2 monomials (`powers`), standardise,
+    weigh; a photo scoring above `threshold` is blown out."""
+    return {k: np.asarray(v) for k, v in json.loads(EXPOSURE_MODEL.read_text()).items()}
+
+
+def overexposure_score(features: np.ndarray) -> float:
+    """`exposure_model()` in numpy: the serving path needs no scikit-learn."""
+    model = exposure_model()
+    x = (features - model["mean"]) / model["scale"]
+    expanded = np.prod(x[None, :] ** model["powers"], axis=1)
+    return float(((expanded - model["expanded_mean"]) / model["expanded_scale"]) @ model["weights"] + model["bias"])
 
 
 def level_at_share(levels: np.ndarray, share: float) -> int:
