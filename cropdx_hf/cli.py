@@ -18,8 +18,8 @@ import yaml
 
 from cropdx_hf.errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
 from cropdx_hf.gate.leaf_gate import GATE_FOLDER
-from cropdx_hf.inference.images import ImageError
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, read_config
+from cropdx_hf.photos import ImageError
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
 from cropdx_hf.training.config import ARGUMENT_GROUPS, TrainConfig
 
@@ -186,7 +186,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _fit_leaf_gate(args: argparse.Namespace) -> int:
     from cropdx_hf.data.loading import load_leaf_dataset
-    from cropdx_hf.gate.fit import fit_leaf_gates
+    from cropdx_hf.training.leaf_gate import fit_leaf_gates
 
     model_dirs = [_model_dir(args, name) for name in args.models]  # unknown names fail before the long fit
     field = load_leaf_dataset(args.field_data) if args.field_data else None

@@ -38,13 +38,13 @@ from cropdx_hf.data.loading import LeafDataset, load_leaf_dataset
 from cropdx_hf.evaluation.predictions import out_of_fold_split, predict_logits, select_split
 from cropdx_hf.evaluation.scores import classification_metrics, top_k_accuracy
 from cropdx_hf.field.proxy import FieldScenes
-from cropdx_hf.gate.fit import folder_photos, photo_rows
 from cropdx_hf.inference.diagnosis import decide
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.transforms import batch_transform, data_config, set_preprocessing
+from cropdx_hf.photos import load_stored_photo, stored_photo
 from cropdx_hf.release.registry import Releases, resolve_model
+from cropdx_hf.training.leaf_gate import folder_photos, photo_rows
 
 BATCH = 32
 RELEASES = Releases.from_settings() or Releases(Path(__file__).resolve().parents[1] / "models")
@@ -72,7 +72,7 @@ def statuses(results: list, labels: np.ndarray | None, names: list[str]) -> dict
 
 def through_the_product(predictor: Predictor, rows, labels: np.ndarray | None = None) -> dict[str, float]:
     """Statuses (and, for labelled photos, how many diagnoses are right) from Predictor.diagnose_many."""
-    sources = [image.get("bytes") or image["path"] for image in rows["image"]]
+    sources = [stored_photo(image) for image in rows["image"]]
     results = [d for i in range(0, len(sources), BATCH) for d in predictor.diagnose_many(sources[i:i + BATCH])]
     return statuses(results, labels, predictor.class_ids)
 
@@ -88,7 +88,7 @@ def real_field(predictor: Predictor, model_dir: Path, field: LeafDataset) -> dic
                   "called_tomato_late_blight": float((predicted == names.index(SINK)).mean())}
     results = []
     for start in range(0, len(pred.labels), BATCH):
-        photos = [load_image(image.get("bytes") or image["path"]) for image in pred.rows[start:start + BATCH]["image"]]
+        photos = [load_stored_photo(image) for image in pred.rows[start:start + BATCH]["image"]]
         leaves = predictor.is_leaf(photos, predictor.forward(photos)[1])
         results += [decide(predictor.name, names, p, predictor.threshold, leaf, quality=assess(photo))
                     for p, leaf, photo in zip(pred.probs[start:start + BATCH], leaves, photos, strict=True)]

@@ -24,8 +24,8 @@ from PIL import Image, ImageFilter, ImageOps
 from cropdx_hf.data.loading import load_leaf_dataset
 from cropdx_hf.evaluation.predictions import select_split
 from cropdx_hf.field.proxy import FieldScenes
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import WORK_SIDE, assess
+from cropdx_hf.photos import load_image, load_stored_photo
 from cropdx_hf.release.timing import latency_summary, timed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def timing() -> dict[str, float]:
 
 
 def decode(rows) -> list[Image.Image]:
-    return [load_image(image.get("bytes") or image["path"]) for image in rows["image"]]
+    return [load_stored_photo(image) for image in rows["image"]]
 
 
 def main() -> int:

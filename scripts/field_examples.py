@@ -25,7 +25,7 @@ from cropdx_hf.data.splits import split_dataset
 from cropdx_hf.field.composite import FieldStyle, FieldViews
 from cropdx_hf.field.masks import WORK_SIZE, leaf_mask
 from cropdx_hf.field.proxy import FieldScenes
-from cropdx_hf.inference.images import load_image
+from cropdx_hf.photos import load_stored_photo
 
 SPLIT_CSV = Path(__file__).resolve().parents[1] / "splits" / "plantvillage.csv"
 TILE = 128
@@ -49,7 +49,7 @@ def tinted(photo: Image.Image, mask: np.ndarray | None) -> Image.Image:
 
 
 def photo(image: dict) -> Image.Image:
-    return load_image(image.get("bytes") or image["path"])
+    return load_stored_photo(image)
 
 
 def main() -> None:

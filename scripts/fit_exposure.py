@@ -28,8 +28,8 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from cropdx_hf.data.loading import load_leaf_dataset
 from cropdx_hf.evaluation.predictions import select_split
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import EXPOSURE_MODEL, exposure_features, reduced_copy, sampled_rgb
+from cropdx_hf.photos import load_image, load_stored_photo
 
 LAB_EVERY = 6  # every sixth lab training photo
 FIELD_WEIGHT = 3.0
@@ -72,7 +72,7 @@ def main() -> int:
     train = select_split(load_leaf_dataset(args.data), Path("splits/plantvillage.csv"), "train")
     lab_photos = [load_image(image["path"]) for image in train["image"][::LAB_EVERY]]
     field = load_leaf_dataset(args.field_data).rows
-    field_photos = [load_image(image.get("bytes") or image["path"]) for image in field["image"]]
+    field_photos = [load_stored_photo(image) for image in field["image"]]
     folds_file = pd.read_csv("splits/plantdoc_field_folds.csv").set_index("file")
     folds = folds_file.loc[field["file"], "fold"].to_numpy()
     lab, good = features(lab_photos), features(field_photos)

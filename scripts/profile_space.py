@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_space import LEAF, load, running_space  # noqa: E402
 
-from cropdx_hf.inference.images import load_image  # noqa: E402
 from cropdx_hf.inference.onnx_predictor import OnnxPredictor  # noqa: E402
 from cropdx_hf.inference.quality import assess  # noqa: E402
+from cropdx_hf.photos import load_image  # noqa: E402
 from cropdx_hf.release.registry import Releases, resolve_model  # noqa: E402
 from cropdx_hf.release.timing import latency_summary, timed  # noqa: E402
 

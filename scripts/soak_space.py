@@ -20,9 +20,8 @@ from pathlib import Path
 import httpx
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from bad_inputs import unusable  # noqa: E402
 from bench_space import LEAF, rss_mb, running_space  # noqa: E402
-
-from tests.bad_inputs import unusable  # noqa: E402
 
 
 def requests_plan(total: int, bad_every: int) -> list[tuple[str, bytes, str]]:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's test command: set up from scratch if needed, lint, run the suite.
+# The README's test command: set up from scratch if needed, lint (ruff, the import layers), run the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/system_packages.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-logo --no-cache  # the layer order in pyproject.toml (docs/architecture.md)
 .venv/bin/python -m pytest "$@"

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cropdx_hf.errors import UnknownModelError
-from cropdx_hf.inference.images import MAX_BYTES, ImageError
+from cropdx_hf.photos import MAX_BYTES, ImageError
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
 from cropdx_hf.serving.api import build_api
 from cropdx_hf.serving.render import TOP3_LABEL, headline, inline_image, render_card, top3_labels, top3_title

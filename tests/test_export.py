@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from cropdx_hf.cli import main
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.config import ONNX_FP32
+from cropdx_hf.photos import load_image
 from cropdx_hf.release.quantize import INT8_SETUPS, quantize
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, ROOT

@@ -13,7 +13,7 @@ from cropdx_hf.field.composite import CANVAS, FieldStyle, FieldViews, compose, f
 from cropdx_hf.field.masks import cut_out_leaf, leaf_mask
 from cropdx_hf.field.proxy import PROXY_POOL, TRAIN_POOL, FieldScenes, background_bank
 from cropdx_hf.field.textures import TEXTURES
-from cropdx_hf.inference.images import load_image
+from cropdx_hf.photos import load_image
 from tests.conftest import LEAVES
 
 

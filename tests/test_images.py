@@ -1,8 +1,8 @@
 import pytest
+from bad_inputs import unusable, usable
 from PIL import Image
 
-from cropdx_hf.inference.images import ImageError, load_image
-from tests.bad_inputs import unusable, usable
+from cropdx_hf.photos import ImageError, load_image
 
 USABLE, UNUSABLE = usable(), unusable()
 

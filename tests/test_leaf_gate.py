@@ -14,12 +14,12 @@ from skimage import data as skdata
 from cropdx_hf.cli import main
 from cropdx_hf.data.loading import load_leaf_dataset
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.gate.fit import NEGATIVES_REJECTED, features_of, fit_gate, fit_leaf_gates, photo_rows
 from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, gate_for_model, gate_reference
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.modeling.config import read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.release.registry import DEFAULT_RELEASE
+from cropdx_hf.training.leaf_gate import NEGATIVES_REJECTED, features_of, fit_gate, fit_leaf_gates, photo_rows
 from tests.conftest import LEAVES, RELEASES, ROOT
 
 CLASSIFIER_DIMS = 6  # of the 16 synthetic features, the first 6 stand for the classifier's
@@ -201,7 +201,7 @@ def test_the_released_gate_accepts_the_test_split_leaves(shared_data, default_ex
 def test_real_photos_are_seen_whole_and_in_crops_held_out_together(tmp_path):
     """Real leaf photos (and non-leaf ones) enter the gate as the photo and its crops, one group per photo, each
     snapped with the views' camera as a JPEG."""
-    from cropdx_hf.gate.fit import real_photo_views
+    from cropdx_hf.training.leaf_gate import real_photo_views
 
     paths = []
     for name in ("grass", "coffee"):

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from cropdx_hf.inference.diagnosis import decide
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import TIPS, assess, level_at_share
 from cropdx_hf.labels import CLASS_IDS
+from cropdx_hf.photos import load_image
 from tests.conftest import FIXTURES, LEAVES, ROOT
 
 BENCH = runpy.run_path(str(ROOT / "scripts" / "bench_quality.py"))

@@ -8,11 +8,11 @@ from fastapi.testclient import TestClient
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.diagnosis import decide
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.labels import CLASS_IDS
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.folder import save_model_folder
+from cropdx_hf.photos import load_image
 from cropdx_hf.serving.api import build_api
 from cropdx_hf.serving.render import headline, render_card, top3_labels, top3_title
 from cropdx_hf.serving.service import Service

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from bad_inputs import unusable, usable
 
 from cropdx_hf.release.registry import DEFAULT_RELEASE
-from tests.bad_inputs import unusable, usable
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, RELEASES, ROOT, load_space_app
 

@@ -1,9 +1,9 @@
 import torch
 from torchvision import transforms as T
 
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform
+from cropdx_hf.photos import load_image
 from cropdx_hf.training.views import train_transform
 
 

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backe
 from PIL import Image
 
 from cropdx_hf.data.loading import LeafDataset
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.labels import get_class
+from cropdx_hf.photos import load_stored_photo
 
 CROP_COLORS = {"Tomato": "#d62728", "Potato": "#8c564b", "Bell pepper": "#2ca02c"}
 SAMPLES_PER_CLASS = 40  # enough for stable colour statistics, cheap to decode
@@ -46,7 +46,7 @@ def _sample_rows(data: LeafDataset, seed: int) -> dict[str, list[dict]]:
 
 
 def _thumb(image: dict) -> np.ndarray:
-    pil = load_image(image.get("bytes") or image["path"])
+    pil = load_stored_photo(image)
     return np.asarray(pil.resize((THUMB, THUMB)), dtype=np.float32) / 255.0
 
 
@@ -138,7 +138,7 @@ def _plot_grid(sample: dict[str, list[dict]], path: Path, seed: int) -> None:
     axes = fig.subplots(5, 5)
     for ax, row in zip(axes.ravel(), rows, strict=False):
         cls = get_class(row["file"].split("/")[0])
-        ax.imshow(load_image(row["image"].get("bytes") or row["image"]["path"]).resize((128, 128)))
+        ax.imshow(load_stored_photo(row["image"]).resize((128, 128)))
         ax.set_title(f"{cls.crop}\n{cls.disease}", fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")

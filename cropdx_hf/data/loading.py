@@ -17,8 +17,8 @@ import datasets
 import pandas as pd
 
 from cropdx_hf.errors import DataError
-from cropdx_hf.inference.images import ImageError, load_image
 from cropdx_hf.labels import resolve_label, select_classes
+from cropdx_hf.photos import ImageError, load_image
 
 logger = logging.getLogger(__name__)
 

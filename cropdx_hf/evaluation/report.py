@@ -11,8 +11,8 @@ from sklearn.metrics import confusion_matrix
 
 from cropdx_hf.evaluation import calibration
 from cropdx_hf.evaluation.predictions import SplitLogits
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.labels import display_name, get_class
+from cropdx_hf.photos import load_stored_photo
 
 GRID = 16
 
@@ -67,7 +67,7 @@ def _plot_grid(pred: SplitLogits, correct: bool, path: Path) -> None:
         ax.axis("off")
     for ax, i in zip(axes.ravel(), picked, strict=False):
         image = pred.rows[int(i)]["image"]
-        ax.imshow(load_image(image.get("bytes") or image["path"]).resize((160, 160)))
+        ax.imshow(load_stored_photo(image).resize((160, 160)))
         ax.set_title(f"true: {display_name(pred.class_names[pred.labels[i]])}\n"
                      f"pred: {display_name(pred.class_names[predicted[i]])} ({confidence[i]:.0%})",
                      fontsize=7, color="green" if correct else "red")

@@ -13,8 +13,8 @@ import torch
 from cropdx_hf.evaluation import calibration
 from cropdx_hf.evaluation.metrics import load_metric
 from cropdx_hf.evaluation.predictions import SplitLogits, predict_logits
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
+from cropdx_hf.photos import load_stored_photo
 
 
 def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
@@ -66,7 +66,7 @@ def quality_flags(rows: datasets.Dataset) -> dict[str, int]:
     """How many of the photos the photo-quality check flags, in all and per check."""
     counts = {"photos": len(rows), "flagged": 0}
     for image in rows["image"]:
-        failed = assess(load_image(image.get("bytes") or image["path"])).failed
+        failed = assess(load_stored_photo(image)).failed
         counts["flagged"] += bool(failed)
         for check in failed:
             counts[check.name] = counts.get(check.name, 0) + 1

@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter, ImageOps
 from cropdx_hf.errors import DataError
 from cropdx_hf.field.masks import LeafCutout
 from cropdx_hf.field.textures import TEXTURES, Size, foliage, soil
-from cropdx_hf.inference.images import ImageError, load_image
+from cropdx_hf.photos import ImageError, load_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_SIDE = 768  # photos are kept in memory at most this size: crops of them fill a ~300-px canvas

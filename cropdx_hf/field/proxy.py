@@ -17,7 +17,7 @@ import datasets
 from cropdx_hf.field.backgrounds import BackgroundBank
 from cropdx_hf.field.composite import FieldStyle, field_view
 from cropdx_hf.field.masks import cut_out_leaf
-from cropdx_hf.inference.images import load_image
+from cropdx_hf.photos import load_stored_photo
 
 PROXY_SEED = 20261202
 PROXY_VERSION = 3  # part of the cache fingerprint: raise it whenever the views a seed gives change
@@ -72,4 +72,4 @@ def field_proxy(rows: datasets.Dataset, bank: BackgroundBank, seed: int = PROXY_
 
 
 def _photo(image: dict):
-    return load_image(image.get("bytes") or image["path"], name=image.get("path"))
+    return load_stored_photo(image)

@@ -23,10 +23,10 @@ from PIL import Image
 from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.gate.leaf_gate import GATE_FOLDER, LeafGate, gate_for_model
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, class_ids, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.photos import load_image
 
 EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
 GATE_ONNX, GATE_ONNX_INT8 = "gate_network.onnx", "gate_network_int8.onnx"  # the gate's generic network,

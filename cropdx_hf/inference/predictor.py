@@ -11,13 +11,13 @@ import torch
 from cropdx_hf.gate.leaf_gate import LeafGate, gate_for_model
 from cropdx_hf.gate.network import generic_features, pooled_features
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.config import class_ids
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import DEFAULT_THRESHOLD, ReleaseMetadata
 from cropdx_hf.modeling.transforms import channels_last, data_config, eval_transform
+from cropdx_hf.photos import load_image
 
 
 class Predictor:

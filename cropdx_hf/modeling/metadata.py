@@ -35,7 +35,7 @@ class ReleaseMetadata:
     threshold: float = DEFAULT_THRESHOLD
     threshold_reason: str | None = None
     calibration: dict[str, Any] | None = None  # per validation set: ECE, coverage and accuracy at the threshold
-    # written by `cropdx fit-leaf-gate` (cropdx_hf.gate.fit)
+    # written by `cropdx fit-leaf-gate` (cropdx_hf.training.leaf_gate)
     leaf_gate: dict[str, Any] | None = None  # file (relative to the folder), sha256, report
     # written by `cropdx export` (cropdx_hf.release.export)
     export: dict[str, Any] | None = None

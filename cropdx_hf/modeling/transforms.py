@@ -12,7 +12,7 @@ import timm.data
 import torch
 from torchvision import transforms as T
 
-from cropdx_hf.inference.images import load_image
+from cropdx_hf.photos import load_stored_photo
 
 
 def data_config(model: torch.nn.Module, image_size: int | None = None, crop_pct: float | None = None
@@ -48,7 +48,7 @@ def batch_transform(transform: T.Compose):
     """A `datasets.set_transform` function: undecoded image dicts in, `pixel_values` tensors out."""
 
     def apply(batch: dict[str, list]) -> dict[str, list]:
-        images = [load_image(img.get("bytes") or img["path"], name=img.get("path")) for img in batch["image"]]
+        images = [load_stored_photo(img) for img in batch["image"]]
         out = {"pixel_values": [transform(image) for image in images]}
         if "label" in batch:
             out["labels"] = batch["label"]

@@ -21,7 +21,6 @@ import numpy as np
 
 from cropdx_hf.data.loading import LeafDataset
 from cropdx_hf.gate.leaf_gate import GATE_FILE
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.onnx_predictor import (
     EXPORT_REPORT,
     FEATURES_OUTPUT,
@@ -31,6 +30,7 @@ from cropdx_hf.inference.onnx_predictor import (
 )
 from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.photos import load_image, stored_photo
 from cropdx_hf.release.quantize import INT8_SETUPS, quantize
 from cropdx_hf.release.timing import latency_summary, timed
 
@@ -238,7 +238,7 @@ def photo_set_digest(images: Sequence) -> str:
 def calibration_sample(rows: datasets.Dataset, seed: int = 42) -> list:
     """The photos INT8 calibration reads: up to CALIBRATION_PHOTOS of `rows`, in a seeded order."""
     rows = rows.shuffle(seed=seed)
-    return [image.get("bytes") or image["path"] for image in rows.select(range(min(CALIBRATION_PHOTOS,
+    return [stored_photo(image) for image in rows.select(range(min(CALIBRATION_PHOTOS,
                                                                                     len(rows))))["image"]]
 
 
@@ -303,7 +303,7 @@ def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path
 
     model_dir = Path(model_dir)
     reference = predict_split(model_dir, data, split)
-    photos = [image.get("bytes") or image["path"] for image in reference.rows["image"]]
+    photos = [stored_photo(image) for image in reference.rows["image"]]
     calibration_rows = calibration_data.rows if calibration_data else select_split(data, model_dir / "split.csv",
                                                                                      "train")
     calibration = calibration_sample(calibration_rows if len(calibration_rows) else data.rows)

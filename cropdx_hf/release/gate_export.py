@@ -17,8 +17,8 @@ import torch
 
 from cropdx_hf.gate.leaf_gate import GATE_BACKBONE, GATE_IMAGE_SIZE
 from cropdx_hf.gate.network import gate_network, pooled_features
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX, GATE_ONNX_INT8, session
+from cropdx_hf.photos import load_image
 from cropdx_hf.release.quantize import INT8_SETUPS, quantize
 
 MAX_FEATURE_DIFF = 1e-3

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cropdx_hf.errors import UnknownModelError
-from cropdx_hf.inference.images import MAX_BYTES, ImageError
+from cropdx_hf.photos import MAX_BYTES, ImageError
 from cropdx_hf.serving.service import Service
 
 

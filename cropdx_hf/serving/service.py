@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.diagnosis import Diagnosis
-from cropdx_hf.inference.images import ImageError, load_image
 from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, OnnxPredictor
 from cropdx_hf.modeling.config import ONNX_INT8, class_ids, read_config
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.photos import ImageError, load_image
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")

@@ -6,7 +6,8 @@ Kept apart from the trainer so the command line can build its parser without imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 
 
 def _option(default, help: str, **kwargs):
@@ -113,3 +114,15 @@ ARGUMENT_GROUPS = (ModelArguments, DataArguments, RecipeArguments)
 @dataclass(kw_only=True)
 class TrainConfig(RecipeArguments, DataArguments, ModelArguments):
     """All of a run's options in one object, as the trainer reads them."""
+
+    def published(self) -> dict:
+        """The options as a release records them in config.json, which Hub users download: every absolute path
+        made relative to the working directory, so no machine's paths are published."""
+        return {name: portable_path(value) for name, value in asdict(self).items()}
+
+
+def portable_path(value):
+    """An absolute path (or a list of them) relative to the working directory; any other value as it is."""
+    if isinstance(value, list):
+        return [portable_path(item) for item in value]
+    return os.path.relpath(value) if isinstance(value, str) and os.path.isabs(value) else value

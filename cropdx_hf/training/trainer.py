@@ -42,7 +42,7 @@ from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
 from cropdx_hf.training import model_parts
-from cropdx_hf.training.config import TrainConfig
+from cropdx_hf.training.config import TrainConfig, portable_path
 from cropdx_hf.training.crossval import FoldResult, cross_validate, weights_at, write_out_of_fold
 from cropdx_hf.training.distill import Teacher, distillation_loss
 from cropdx_hf.training.feature_cache import CachedActivations, cache_activations
@@ -404,7 +404,7 @@ class StagedTrainer:
         return {"trainable_params": trainable, "epochs": epochs, "epochs_run": trainer.state.epoch, "lr": lr,
                 "seconds": round(time.time() - started, 1),
                 "validation": {k.removeprefix("eval_"): v for k, v in metrics.items()},
-                "best_checkpoint": trainer.state.best_model_checkpoint}
+                "best_checkpoint": portable_path(trainer.state.best_model_checkpoint)}
 
     def _stage_head(self) -> dict:
         caches = self._caches_for_top()
@@ -458,7 +458,7 @@ class StagedTrainer:
         history = {k: ({x: y for x, y in v.items() if x != "logits"} if k == "crossval" else v)
                    for k, v in self.history.items()}
         metrics = {**measured, "stages": history, "train_seconds": round(seconds, 1)}
-        metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=asdict(self.cfg),
+        metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=self.cfg.published(),
                                    data_fingerprint=self.data.fingerprint, split_file="split.csv",
                                    split_sizes={k: len(v) for k, v in self.splits.items()}, metrics=measured)
         if self.field is not None:

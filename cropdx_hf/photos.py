@@ -47,6 +47,17 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
     return _to_rgb(image, label)
 
 
+def stored_photo(image: dict) -> bytes | str:
+    """What a `datasets` Image column holds for one row when it is not decoded (`Image(decode=False)`): the
+    photo's bytes when the dataset embeds them, else its path."""
+    return image.get("bytes") or image["path"]
+
+
+def load_stored_photo(image: dict) -> Image.Image:
+    """`load_image` on one undecoded `datasets` Image value, errors named by its path."""
+    return load_image(stored_photo(image), name=image.get("path"))
+
+
 def _read_bytes(source: str | Path | bytes, label: str) -> bytes:
     if isinstance(source, bytes):
         return source

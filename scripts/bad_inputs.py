@@ -1,4 +1,5 @@
-"""Awkward uploads, built in memory: each either decodes to an RGB image or must raise ImageError."""
+"""Awkward uploads, built in memory: each either decodes to an RGB image or must raise ImageError (the tests and
+scripts/soak_space.py send them)."""
 
 import io
 

@@ -43,9 +43,9 @@ from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.field.textures import TEXTURES
 from cropdx_hf.gate.leaf_gate import LeafGate, Shortcut, gate_reference
 from cropdx_hf.gate.network import gate_network, pooled_features
-from cropdx_hf.inference.images import load_image
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.photos import load_image, load_stored_photo, stored_photo
 
 if TYPE_CHECKING:
     import torch
@@ -95,9 +95,9 @@ def positives(train: datasets.Dataset, scenes: FieldScenes, real_leaves: Sequenc
     crops; and a group id per row (one per photo)."""
     lab = _per_class(train, LAB_PER_CLASS, seed=1)
     field = _per_class(train, FIELD_PER_CLASS, seed=2)
-    views = [field_view(load_image(image.get("bytes") or image["path"]), scenes.train_bank, seed,
+    views = [field_view(load_stored_photo(image), scenes.train_bank, seed,
                         FieldStyle(lab_share=0.0)) for seed, image in enumerate(field["image"])]
-    composites = [image.get("bytes") or image["path"] for image in lab["image"]] + views
+    composites = [stored_photo(image) for image in lab["image"]] + views
     real, groups = real_photo_views(real_leaves, REAL_LEAF_CROPS, rng, first_group=len(composites))
     return photo_rows(composites + real), np.r_[np.arange(len(composites)), groups].astype(int)
 
@@ -159,7 +159,7 @@ class GatePhotos:
         if field_data is not None:  # near-duplicates share a group, so they are held out together
             groups = {g: i for i, g in enumerate(dict.fromkeys(field_data.rows["leaf_group"]))}
             positive = datasets.concatenate_datasets([positive, photo_rows(
-                [image.get("bytes") or image["path"] for image in field_data.rows["image"]])])
+                [stored_photo(image) for image in field_data.rows["image"]])])
             offset = int(positive_groups.max()) + 1
             positive_groups = np.r_[positive_groups, [offset + groups[g] for g in field_data.rows["leaf_group"]]]
             real_field = len(field_data.rows)
