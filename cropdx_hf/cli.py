@@ -19,6 +19,7 @@ import yaml
 from cropdx_hf.errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
 from cropdx_hf.gate.leaf_gate import GATE_FOLDER
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, read_config
+from cropdx_hf.modeling.exports import ExportRecord
 from cropdx_hf.photos import ImageError
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
 from cropdx_hf.training.config import ARGUMENT_GROUPS, TrainConfig
@@ -175,7 +176,7 @@ def _export(args: argparse.Namespace) -> int:
                             args.rebuild, record=args.record and model_dir.parent == releases.models_dir,
                             field_photos=args.field_photos)
     fp32, int8 = report["fp32"], report["int8"]
-    served = int8.get("served", int8.get("recommended"))
+    served = ExportRecord(report).serves_int8
     print(f"wrote {out}: fp32 max |logit diff| vs PyTorch "
           f"{fp32['max_abs_logit_diff_vs_torch']:.2e}; INT8 {int8.get('setup', 'none')}: {int8['reason']}; "
           f"serves {'INT8' if served else 'fp32'}"

@@ -9,10 +9,11 @@ import pytest
 
 from cropdx_hf.errors import ModelFolderError, UnknownModelError
 from cropdx_hf.gate.leaf_gate import GATE_FILE, LeafGate, Shortcut, gate_reference
-from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, served_file
+from cropdx_hf.inference.onnx_predictor import served_file
 from cropdx_hf.labels import CLASS_IDS
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.modeling.exports import EXPORT_REPORT
 from cropdx_hf.modeling.folder import save_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.release.cards import build_card

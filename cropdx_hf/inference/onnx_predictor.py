@@ -9,7 +9,6 @@ a photo the same way when their configs agree, so each photo is resized once.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,21 +24,18 @@ from cropdx_hf.gate.leaf_gate import GATE_FOLDER, LeafGate, gate_for_model
 from cropdx_hf.inference.diagnosis import ClassProbability, Diagnosis, decide
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8, WEIGHTS, class_ids, read_config
+from cropdx_hf.modeling.exports import GATE_EXPORT_REPORT, ExportRecord
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.photos import load_image
 
-EXPORT_REPORT = "export_metrics.json"  # what `cropdx export` measured, and which file it qualified
 GATE_ONNX, GATE_ONNX_INT8 = "gate_network.onnx", "gate_network_int8.onnx"  # the gate's generic network,
-GATE_EXPORT_REPORT = "gate_network.json"  # written by cropdx_hf.release.gate_export with this report
 FEATURES_OUTPUT = "features"  # the classifier export's second output: the pooled features its head reads
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
 
 
 def served_file(export_dir: str | Path) -> str:
     """INT8 where the export's verification qualified it, fp32 otherwise."""
-    report = json.loads((Path(export_dir) / EXPORT_REPORT).read_text())
-    int8 = report.get("int8", {})
-    qualified = int8.get("served", int8.get("recommended", False))
+    qualified = ExportRecord.read(export_dir).serves_int8
     return ONNX_INT8 if qualified and (Path(export_dir) / ONNX_INT8).is_file() else ONNX_FP32
 
 
@@ -109,8 +105,9 @@ class OnnxGateNetwork:
     releases' verification keeps it, fp32 otherwise)."""
 
     def __init__(self, export_dir: str | Path, threads: int = 2):
-        report = json.loads((Path(export_dir) / GATE_EXPORT_REPORT).read_text())
-        int8 = report.get("int8", {}).get("served") and (Path(export_dir) / GATE_ONNX_INT8).is_file()
+        record = ExportRecord.read(export_dir, GATE_EXPORT_REPORT)
+        report = record.report
+        int8 = record.serves_int8 and (Path(export_dir) / GATE_ONNX_INT8).is_file()
         self.file_name = GATE_ONNX_INT8 if int8 else GATE_ONNX
         self.session = session(Path(export_dir) / self.file_name, threads)
         self.backbone, self.image_size = report["backbone"], report["image_size"]
@@ -159,7 +156,7 @@ class OnnxPredictor:
     @classmethod
     def for_release(cls, model_dir: str | Path, export_dir: str | Path, threads: int = 2) -> OnnxPredictor:
         """The served files of a release's export, checked to be made from the release's weights and gate."""
-        exported = json.loads((Path(export_dir) / EXPORT_REPORT).read_text()).get("weights_sha256")
+        exported = ExportRecord.read(export_dir).weights_sha256
         if exported != hashlib.sha256((Path(model_dir) / WEIGHTS).read_bytes()).hexdigest():
             raise ModelFolderError(f"{export_dir}: exported from other weights than {model_dir} holds; run "
                                    "`cropdx export` again")

@@ -9,7 +9,6 @@ is kept. The leaf gate's generic network is exported beside them (`release.gate_
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,14 +20,9 @@ import numpy as np
 
 from cropdx_hf.data.loading import LeafDataset
 from cropdx_hf.gate.leaf_gate import GATE_FILE
-from cropdx_hf.inference.onnx_predictor import (
-    EXPORT_REPORT,
-    FEATURES_OUTPUT,
-    GATE_EXPORT_REPORT,
-    GATE_ONNX,
-    OnnxPredictor,
-)
+from cropdx_hf.inference.onnx_predictor import FEATURES_OUTPUT, GATE_ONNX, OnnxPredictor
 from cropdx_hf.modeling.config import CONFIG, ONNX_FP32, ONNX_INT8, PREPROCESSOR, WEIGHTS, read_config
+from cropdx_hf.modeling.exports import EXPORT_REPORT, GATE_EXPORT_REPORT, ExportRecord
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.photos import load_image, stored_photo
 from cropdx_hf.release.quantize import INT8_SETUPS, quantize
@@ -184,7 +178,7 @@ def export_model(
     report["int8"] = _choose(best, out, report["fp32"])
     report["calibration_photos"] = photo_set_digest(calibration_images)
     report["weights_sha256"] = file_sha256(Path(model_dir) / WEIGHTS)
-    (out / EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+    ExportRecord(report).write(out)
     return report
 
 
@@ -219,7 +213,7 @@ def rebuild_export(model_dir: str | Path, out_dir: str | Path, recorded: dict[st
         report["int8"] = {**int8, "served": same, "reason": "byte-identical to the INT8 file verified at release "
                           "time" if same else "differs from the INT8 file verified at release time (another "
                           "onnxruntime version?): fp32 is served"}
-    (out / EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+    ExportRecord(report).write(out)
     return report
 
 
@@ -284,10 +278,9 @@ def is_current(model_dir: str | Path, out_dir: str | Path, gate_dir: str | Path)
     """Whether `out_dir` already holds an export of these weights and leaf gate, and `gate_dir` the gate network."""
     from cropdx_hf.release.gate_export import is_current as gate_network_is_current
 
-    report = Path(out_dir) / EXPORT_REPORT
-    if not (report.is_file() and (Path(out_dir) / ONNX_FP32).is_file()):
+    if not ((Path(out_dir) / EXPORT_REPORT).is_file() and (Path(out_dir) / ONNX_FP32).is_file()):
         return False
-    if json.loads(report.read_text()).get("weights_sha256") != file_sha256(Path(model_dir) / WEIGHTS):
+    if ExportRecord.read(out_dir).weights_sha256 != file_sha256(Path(model_dir) / WEIGHTS):
         return False
     gate = ReleaseMetadata.read(model_dir).leaf_gate
     exported = ReleaseMetadata.from_config(read_config(out_dir, weights=ONNX_FP32)).leaf_gate
@@ -323,7 +316,7 @@ def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path
             record_in_release(model_dir, report)
     if meta.leaf_gate:
         report["gate"] = verify_gate(model_dir, out_dir, gate_dir, photos, calibration)
-        (Path(out_dir) / EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+        ExportRecord(report).write(out_dir)
     return report
 
 
@@ -352,7 +345,7 @@ def verify_gate(model_dir: Path, out_dir: str | Path, gate_dir: str | Path, phot
             break
         withdraw_int8(gate_dir, f"{model_dir.name}: gate decisions through it agreed with PyTorch's on only "
                                 f"{agree:.2%} of {len(photos)} photos")
-    report = json.loads((Path(gate_dir) / GATE_EXPORT_REPORT).read_text())
+    report = ExportRecord.read(gate_dir, GATE_EXPORT_REPORT).report
     return {**report, "served_file": served, "check_photos": len(photos), "decisions_agree": agree}
 
 

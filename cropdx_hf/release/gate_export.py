@@ -7,7 +7,6 @@ file is served only while every release's gate decisions through it agree with P
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ import torch
 
 from cropdx_hf.gate.leaf_gate import GATE_BACKBONE, GATE_IMAGE_SIZE
 from cropdx_hf.gate.network import gate_network, pooled_features
-from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX, GATE_ONNX_INT8, session
+from cropdx_hf.inference.onnx_predictor import GATE_ONNX, GATE_ONNX_INT8, session
+from cropdx_hf.modeling.exports import GATE_EXPORT_REPORT, ExportRecord
 from cropdx_hf.photos import load_image
 from cropdx_hf.release.quantize import INT8_SETUPS, quantize
 
@@ -37,7 +37,7 @@ def is_current(out_dir: str | Path, backbone: str = GATE_BACKBONE, image_size: i
     report = Path(out_dir) / GATE_EXPORT_REPORT
     if not (report.is_file() and (Path(out_dir) / GATE_ONNX).is_file()):
         return False
-    written = json.loads(report.read_text())
+    written = ExportRecord.read(out_dir, GATE_EXPORT_REPORT).report
     return (written.get("backbone"), written.get("image_size")) == (backbone, image_size)
 
 
@@ -70,7 +70,7 @@ def export_gate_network(out_dir: str | Path, check_images: Sequence, calibration
         quantize(out, INT8_SETUPS[0], calibration, GATE_ONNX_INT8, source=GATE_ONNX)
         report["int8"] = {"served": True, "setup": INT8_SETUPS[0].name, "calibration_inputs": len(calibration),
                           "reason": "served while the releases' gate decisions through it agree with PyTorch's"}
-    (out / GATE_EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+    ExportRecord(report).write(out, GATE_EXPORT_REPORT)
     return report
 
 
@@ -78,6 +78,6 @@ def withdraw_int8(out_dir: str | Path, reason: str) -> None:
     """Serve the fp32 gate network from now on (a release's gate decisions disagreed through the INT8 one)."""
     out = Path(out_dir)
     (out / GATE_ONNX_INT8).unlink(missing_ok=True)
-    report = json.loads((out / GATE_EXPORT_REPORT).read_text())
+    report = ExportRecord.read(out, GATE_EXPORT_REPORT).report
     report["int8"] = {**report["int8"], "served": False, "reason": reason}
-    (out / GATE_EXPORT_REPORT).write_text(json.dumps(report, indent=2))
+    ExportRecord(report).write(out, GATE_EXPORT_REPORT)

@@ -17,8 +17,9 @@ from requests.exceptions import Timeout
 import cropdx_hf
 from cropdx_hf.errors import HubError
 from cropdx_hf.gate.leaf_gate import GATE_FOLDER
-from cropdx_hf.inference.onnx_predictor import GATE_EXPORT_REPORT, GATE_ONNX
+from cropdx_hf.inference.onnx_predictor import GATE_ONNX
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
+from cropdx_hf.modeling.exports import GATE_EXPORT_REPORT
 from cropdx_hf.release.registry import Releases
 
 SKIP_DIRS = {"checkpoints", "runs", "__pycache__"}

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.inference.diagnosis import Diagnosis
-from cropdx_hf.inference.onnx_predictor import EXPORT_REPORT, OnnxPredictor
+from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 from cropdx_hf.modeling.config import ONNX_INT8, class_ids, read_config
+from cropdx_hf.modeling.exports import EXPORT_REPORT
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.photos import ImageError, load_image
 
