@@ -10,6 +10,7 @@ export CROPDX_MODELS="$PWD/models" CROPDX_EXPORTS="$PWD/exports"
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
 for release in $(.venv/bin/cropdx models --names); do
+  echo "$release: ONNX files (made once, then reused)"
   .venv/bin/cropdx export --model "$release" --rebuild --if-stale --data tests/fixtures/leaves \
     --calibration-data tests/fixtures/leaves --split all
 done

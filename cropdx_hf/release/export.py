@@ -9,7 +9,9 @@ is kept. The leaf gate's generic network is exported beside them (`release.gate_
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +50,21 @@ def export_fp32(model_dir: str | Path, out_dir: str | Path) -> Path:
     from optimum.exporters.onnx.model_configs import ViTOnnxConfig
     from transformers import AutoModelForImageClassification
 
+    # saving the model calls TimmWrapperImageProcessor.save_pretrained, which warns that it saves nothing: the
+    # preprocessing is in config.json, copied below
+    logging.getLogger("transformers.models.timm_wrapper.image_processing_timm_wrapper").setLevel(logging.ERROR)
     out = Path(out_dir)
     model = AutoModelForImageClassification.from_pretrained(str(model_dir)).eval()
     channels, height, _ = model.config.pretrained_cfg["input_size"]
     model.config.image_size, model.config.num_channels = height, channels  # what the dummy inputs read
     fix_same_padding(model, (channels, height, height))
     onnx_config = ViTOnnxConfig(model.config, task="image-classification")
-    onnx_export_from_model(model, out, task="image-classification", custom_onnx_configs={"model": onnx_config},
-                           do_validation=False)
+    with warnings.catch_warnings():
+        # the fixed 'SAME' padding exports as strided Slices that torch.onnx cannot constant-fold, once per pass:
+        # harmless, the exported logits are checked against PyTorch's before the file is used
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
+        onnx_export_from_model(model, out, task="image-classification", custom_onnx_configs={"model": onnx_config},
+                               do_validation=False)
     add_features_output(out / ONNX_FP32)
     # TimmWrapperConfig.to_dict drops id2label; our config keeps labels, preprocessing, calibration and the gate
     for name in (CONFIG, PREPROCESSOR, GATE_FILE):

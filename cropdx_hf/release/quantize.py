@@ -6,6 +6,7 @@ without VNNI, and dynamic INT8 is often slower than fp32.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ import datasets
 import numpy as np
 
 from cropdx_hf.modeling.config import ONNX_FP32
+
+# ORTQuantizer warns when the folder holds no transformers config, as the leaf gate's network's folder never does:
+# the quantized file is loaded by onnxruntime directly, never by an ORTModel
+logging.getLogger("optimum.onnxruntime.quantization").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,16 @@ from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.photos import MAX_BYTES, ImageError
 from cropdx_hf.serving.service import Service
 
+CLIENT_ERRORS = (ImageError, UnknownModelError)  # what a request can get wrong; anything else is the server's
+
+
+def error_payload(exc: ImageError | UnknownModelError) -> tuple[dict[str, Any], int]:
+    """A client error as every API answers it (REST and the Gradio API): its sentence, the models there are for
+    an unknown one, and its HTTP status."""
+    if isinstance(exc, UnknownModelError):
+        return {"error": str(exc), "available": exc.available}, 404
+    return {"error": str(exc)}, 400
+
 
 def build_api(service: Service) -> FastAPI:
     api = FastAPI(title="cropdx", description="Tomato, potato and bell-pepper leaf diagnosis")
@@ -25,7 +35,8 @@ def build_api(service: Service) -> FastAPI:
         try:
             return JSONResponse(service.version(model))
         except UnknownModelError as exc:
-            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
+            payload, status = error_payload(exc)
+            return JSONResponse(payload, status_code=status)
 
     @api.post("/predict")
     def predict(file: Annotated[UploadFile, File()], model: Annotated[str | None, Query()] = None) -> JSONResponse:
@@ -34,10 +45,9 @@ def build_api(service: Service) -> FastAPI:
             return JSONResponse({"error": f"upload over the {MAX_BYTES // 2**20} MB limit"}, status_code=413)
         try:
             return JSONResponse(service.diagnose(data, model, "rest", file.filename or "the upload").to_dict())
-        except UnknownModelError as exc:
-            return JSONResponse({"error": str(exc), "available": exc.available}, status_code=404)
-        except ImageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        except CLIENT_ERRORS as exc:
+            payload, status = error_payload(exc)
+            return JSONResponse(payload, status_code=status)
 
     @api.get("/metrics")
     def metrics() -> Response:
