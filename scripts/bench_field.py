@@ -64,7 +64,7 @@ def statuses(results: list, labels: np.ndarray | None, names: list[str]) -> dict
     counts = Counter(d.status for d in results)
     out = {f"{status}_share": counts[status] / len(results) for status in ("not_a_leaf", "retake", "diagnosed")}
     if labels is not None:
-        right = [d.predictions[0]["class_name"] == names[y] for d, y in zip(results, labels, strict=True)
+        right = [d.predictions[0].class_name == names[y] for d, y in zip(results, labels, strict=True)
                  if d.status == "diagnosed"]
         out["answered_accuracy"] = float(np.mean(right)) if right else float("nan")
     return {**out, "n": len(results)}

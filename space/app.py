@@ -78,7 +78,7 @@ def build_ui(service: Service) -> gr.Blocks:
             result = service.diagnose(data, model, "ui", "the photo")
         except CLIENT_ERRORS as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        top = result.predictions[0]["class_name"] if result.predictions else ""
+        top = result.predictions[0].class_name if result.predictions else ""
         labels = gr.Label(top3_labels(result), label=top3_title(result))
         return headline(result), labels, render_card(result), data, top
 

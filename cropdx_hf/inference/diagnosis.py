@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from cropdx_hf.inference.quality import PhotoQuality
-from cropdx_hf.inference.treatments import photo_tips, treatment_for
+from cropdx_hf.inference.treatments import Treatment, photo_tips, treatment_for
 from cropdx_hf.labels import display_name
 
 NOT_A_LEAF = "This does not look like a tomato, potato or bell-pepper leaf. Photograph one leaf of one of these crops."
@@ -32,11 +32,37 @@ class ClassProbability:
         return {"class_name": self.class_name, "probability": self.probability}
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One of the top-k diagnoses: the class, its calibrated probability and what to do about it."""
+
+    class_name: str
+    probability: float
+    treatment: Treatment
+
+    @classmethod
+    def of(cls, class_id: str, probability: float) -> Candidate:
+        return cls(class_id, round(probability, 6), treatment_for(class_id))
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.class_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the JSON API shows a candidate: the treatment's headline fields beside the class."""
+        t = self.treatment
+        return {"class_name": self.class_name, "display_name": self.display_name, "probability": self.probability,
+                "crop": t.crop, "disease": t.disease, "severity": t.severity, "actions": list(t.advice),
+                "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
+
+
 @dataclass
 class Diagnosis:
+    """What a farmer is told about one photo; `to_dict` is the JSON every API returns."""
+
     model: str
     status: str  # diagnosed | retake | not_a_leaf
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Candidate] = field(default_factory=list)
     message: str = ""
     tips: list[str] = field(default_factory=list)
     quality: PhotoQuality | None = None
@@ -46,21 +72,16 @@ class Diagnosis:
         return self.status == "diagnosed"
 
     @property
-    def treatment(self) -> dict[str, Any] | None:
-        return treatment_for(self.predictions[0]["class_name"]).to_dict() if self.confident else None
+    def treatment(self) -> Treatment | None:
+        """The top diagnosis's treatment card, only when the diagnosis is confident."""
+        return self.predictions[0].treatment if self.confident else None
 
     def to_dict(self) -> dict[str, Any]:
+        treatment = self.treatment
         return {"model": self.model, "status": self.status, "confident": self.confident, "message": self.message,
-                "predictions": self.predictions, "tips": self.tips, "treatment": self.treatment,
+                "predictions": [c.to_dict() for c in self.predictions], "tips": self.tips,
+                "treatment": treatment.to_dict() if treatment else None,
                 "quality": self.quality.to_dict() if self.quality else None}
-
-
-def _candidate(class_id: str, probability: float) -> dict[str, Any]:
-    """One of the top-k diagnoses as the API shows it: the class, its probability and what to do about it."""
-    t = treatment_for(class_id)
-    return {"class_name": class_id, "display_name": display_name(class_id), "probability": round(probability, 6),
-            "crop": t.crop, "disease": t.disease, "severity": t.severity, "actions": list(t.actions or t.care_tips),
-            "active_ingredients": [f"{i['name']} ({i['class']})" for i in t.active_ingredients]}
 
 
 def decide(model: str, class_ids: Sequence[str], probs: np.ndarray, threshold: float,
@@ -71,11 +92,11 @@ def decide(model: str, class_ids: Sequence[str], probs: np.ndarray, threshold: f
     if is_leaf is False:
         return Diagnosis(model, "not_a_leaf", [], NOT_A_LEAF, quality_tips + photo_tips(), quality)
     order = np.argsort(-np.asarray(probs))[:top_k]
-    predictions = [_candidate(class_ids[i], float(probs[i])) for i in order]
+    predictions = [Candidate.of(class_ids[i], float(probs[i])) for i in order]
     if quality_tips:
         reasons = ", ".join(check.name.replace("_", " ") for check in quality.failed)
         return Diagnosis(model, "retake", predictions, POOR_PHOTO.format(reasons=reasons),
                          quality_tips + photo_tips(), quality)
-    if predictions[0]["probability"] < threshold:
+    if predictions[0].probability < threshold:
         return Diagnosis(model, "retake", predictions, RETAKE, photo_tips(), quality)
     return Diagnosis(model, "diagnosed", predictions, quality=quality)

@@ -23,6 +23,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Treatment:
+    """What to do about one class (a disease, a pest, or a healthy leaf's care), with its sources."""
+
     class_id: str
     crop: str
     disease: str
@@ -39,11 +41,16 @@ class Treatment:
     sources: tuple[Source, ...] = field(default_factory=tuple)
     disclaimer: str = ""
 
+    @property
+    def advice(self) -> tuple[str, ...]:
+        """The steps to show: the actions for a disease or pest, the care tips for a healthy leaf."""
+        return self.actions or self.care_tips
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "class_name": self.class_id, "crop": self.crop, "disease": self.disease, "healthy": self.healthy,
             "kind": self.kind, "severity": self.severity, "urgency": self.urgency, "cause": self.cause,
-            "actions": list(self.actions or self.care_tips), "active_ingredients": list(self.active_ingredients),
+            "actions": list(self.advice), "active_ingredients": list(self.active_ingredients),
             "caveats": list(self.caveats), "verify": list(self.verify),
             "sources": [{"code": s.code, "title": s.title, "url": s.url} for s in self.sources],
             "disclaimer": self.disclaimer,

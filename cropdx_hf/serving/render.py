@@ -29,12 +29,12 @@ def headline(result: Diagnosis) -> str:
     disease here: on a phone screen the headline is what a farmer reads and acts on."""
     if result.status == "diagnosed":
         top = result.predictions[0]
-        return f"## {top['display_name']} ({top['probability']:.0%})"
+        return f"## {top.display_name} ({top.probability:.0%})"
     return f"## {HEADLINES[result.status]}\n\n{result.message}"
 
 
 def top3_labels(result: Diagnosis) -> dict[str, float]:
-    return {p["display_name"]: p["probability"] for p in result.predictions}
+    return {p.display_name: p.probability for p in result.predictions}
 
 
 def top3_title(result: Diagnosis) -> str:
@@ -51,17 +51,17 @@ def render_card(result: Diagnosis) -> str:
                 for c in result.quality.failed)]
         return "\n".join(lines)
     t = result.treatment
-    lines = [f"## {t['crop']}: {t['disease']}", ""]
-    if t["healthy"]:
-        lines += ["**No treatment needed.** Care tips:", "", *[f"- {a}" for a in t["actions"]]]
+    lines = [f"## {t.crop}: {t.disease}", ""]
+    if t.healthy:
+        lines += ["**No treatment needed.** Care tips:", "", *[f"- {a}" for a in t.advice]]
     else:
-        lines += [f"**Cause:** {t['cause']}", "", f"**Severity:** {t['severity']} · **Urgency:** {t['urgency']}",
-                  "", "**What to do**", "", *[f"- {a}" for a in t["actions"]]]
-        if t["active_ingredients"]:
+        lines += [f"**Cause:** {t.cause}", "", f"**Severity:** {t.severity} · **Urgency:** {t.urgency}",
+                  "", "**What to do**", "", *[f"- {a}" for a in t.advice]]
+        if t.active_ingredients:
             lines += ["", "**Active ingredients** (by class, no brands)", "",
                       *[f"- {i['name']}: {i['class']}" + (f" ({i['note']})" if i.get("note") else "")
-                        for i in t["active_ingredients"]]]
-        lines += ["", "**Caveats**", "", *[f"- {c}" for c in t["caveats"] + t["verify"]]]
-    lines += ["", "**Sources:** " + ", ".join(f"[{s['code']}]({s['url']})" for s in t["sources"]), "",
-              f"*{t['disclaimer']}*"]
+                        for i in t.active_ingredients]]
+        lines += ["", "**Caveats**", "", *[f"- {c}" for c in t.caveats + t.verify]]
+    lines += ["", "**Sources:** " + ", ".join(f"[{s.code}]({s.url})" for s in t.sources), "",
+              f"*{t.disclaimer}*"]
     return "\n".join(lines)

@@ -88,7 +88,7 @@ class Service:
             self.latency.labels(route).observe(time.perf_counter() - start)
         self.outcomes.labels(result.status).inc()
         if result.confident:
-            self.predictions.labels(result.model, result.predictions[0]["class_name"]).inc()
+            self.predictions.labels(result.model, result.predictions[0].class_name).inc()
         return result
 
     def explain(self, data: bytes, model: str | None, class_name: str) -> Image.Image:
