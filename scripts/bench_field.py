@@ -35,7 +35,7 @@ import torch
 from torchvision import transforms as T
 
 from cropdx_hf.data.loading import LeafDataset, load_leaf_dataset
-from cropdx_hf.evaluation.predictions import out_of_fold_split, predict_logits, select_split
+from cropdx_hf.evaluation.predictions import OUT_OF_FOLD, out_of_fold_split, predict_logits, predict_split, select_split
 from cropdx_hf.evaluation.scores import classification_metrics, top_k_accuracy
 from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.inference.diagnosis import decide
@@ -78,9 +78,11 @@ def through_the_product(predictor: Predictor, rows, labels: np.ndarray | None = 
 
 
 def real_field(predictor: Predictor, model_dir: Path, field: LeafDataset) -> dict:
-    """Real field photos scored out of fold: the classifier's figures, and the product's decisions on the same
-    out-of-fold probabilities with the release's leaf gate and each photo's quality checks."""
-    pred = out_of_fold_split(model_dir, field)
+    """Real field photos scored out of fold (a release trained on them) or as they are (a release that never saw
+    them; `scored` says which): the classifier's figures, and the product's decisions on the same probabilities
+    with the release's leaf gate and each photo's quality checks."""
+    trained_on_them = (model_dir / OUT_OF_FOLD).is_file()
+    pred = out_of_fold_split(model_dir, field) if trained_on_them else predict_split(model_dir, field, "all")
     names, predicted = pred.class_names, pred.logits.argmax(-1)
     healthy = np.isin(pred.labels, [names.index(c) for c in HEALTHY_FIELD])
     classifier = {**scores(pred.logits, pred.labels),
@@ -92,7 +94,8 @@ def real_field(predictor: Predictor, model_dir: Path, field: LeafDataset) -> dic
         leaves = predictor.is_leaf(photos, predictor.forward(photos)[1])
         results += [decide(predictor.name, names, p, predictor.threshold, leaf, quality=assess(photo))
                     for p, leaf, photo in zip(pred.probs[start:start + BATCH], leaves, photos, strict=True)]
-    return {"classifier": classifier, "product": statuses(results, pred.labels, names)}
+    return {"scored": "out_of_fold" if trained_on_them else "never_trained_on", "classifier": classifier,
+            "product": statuses(results, pred.labels, names)}
 
 
 class FlipAverage(torch.nn.Module):
@@ -157,7 +160,7 @@ def bench_release(name: str, data, scenes: FieldScenes, photos: Path, test_time:
         logits, labels = predict_logits(predictor.model, rows)
         out[key] = {"classifier": scores(logits, labels), "product": through_the_product(predictor, rows, labels)}
     if field is not None:
-        out["real_field_out_of_fold"] = real_field(predictor, model_dir, field)
+        out["real_field"] = real_field(predictor, model_dir, field)
     out["non_leaf_holdout"] = through_the_product(predictor, photo_rows(folder_photos(photos / "non_leaf" /
                                                                                        "holdout")))
     out["other_plants"] = through_the_product(predictor, photo_rows(folder_photos(photos / "other_plants")))
@@ -170,7 +173,8 @@ def bench_release(name: str, data, scenes: FieldScenes, photos: Path, test_time:
     return out
 
 
-SETS = {"lab_test": "lab test", "field_proxy_test": "field proxy", "real_field_out_of_fold": "real field (out of fold)"}
+SETS = {"lab_test": "lab test", "field_proxy_test": "field proxy", "real_field": "real field"}
+SCORED = {"out_of_fold": "out of fold", "never_trained_on": "never trained on"}
 
 
 def table(results: dict) -> str:
@@ -182,6 +186,7 @@ def table(results: dict) -> str:
             if key not in r:
                 continue
             c, p = r[key]["classifier"], r[key]["product"]
+            label += f", {SCORED[r[key]['scored']]}" if "scored" in r[key] else ""
             lines.append(f"| {name} | {label} ({c['n']}) | {c['top1']:.1%} / {c['top3']:.1%} | {c['macro_f1']:.3f} | "
                          f"{p['not_a_leaf_share']:.1%} / {p['retake_share']:.1%} / {p['diagnosed_share']:.1%} "
                          f"({p['answered_accuracy']:.1%}) |")
