@@ -30,7 +30,7 @@ def evaluated(trained):
 def test_calibration_is_stored_in_the_model_config(evaluated):
     meta = read_config(evaluated[0])["cropdx"]
     assert meta["temperature"] > 0 and 0.3 <= meta["threshold"] < 1.0
-    assert meta["threshold_reason"] and meta["calibration"]["lab"]["split"] == "validation"
+    assert meta["threshold_reason"] and meta["calibration"]["lab"]["photos"] == "lab validation photos"
     assert len(meta["calibration"]["lab"]["sweep"]) == 70
 
 
