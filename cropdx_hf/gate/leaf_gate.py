@@ -30,8 +30,8 @@ from cropdx_hf.modeling.metadata import ReleaseMetadata
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
 GATE_BACKBONE = "mobilenetv2_100"  # the bare ImageNet network beside the classifier (gate/network.py)
-# 160 px: a quarter of the network's cost at 224 px once in INT8 (3.4 against 6.9 ms a photo on one core), for
-# 0.2-0.5 point more field-proxy leaves turned away and the same non-leaf rejection (docs/field.md)
+# 160 px: a fraction of the network's cost at 224 px, for a few more field-proxy leaves turned away and the same
+# non-leaf rejection (measured in docs/field.md)
 GATE_IMAGE_SIZE = 160
 GATE_FOLDER = "leaf_gate"  # in an exports folder: the generic network's ONNX file, which every release shares
 RETIRED_FILE = "leaf_detector.safetensors"  # the Mahalanobis gate before field training: lab leaves only

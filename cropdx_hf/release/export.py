@@ -41,7 +41,7 @@ MIN_AGREEMENT = 0.99  # an INT8 set-up that changes more top-1 answers than this
 # than on lab photos, right and wrong ones alike. There, it must not cost accuracy: at most this many points.
 MAX_FIELD_ACCURACY_LOSS = 0.5
 # Latency is measured as the Space serves: one intra-op thread per call, which concurrent requests on two cores
-# need (docs/benchmarks.md). INT8 pays most there (lite0: 0.51x of fp32 on one thread, 0.83x on two).
+# need; INT8 pays most there (measured in docs/benchmarks.md).
 SERVING_THREADS = 1
 
 
