@@ -276,6 +276,15 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     model_option = argparse.ArgumentParser(add_help=False)
     model_option.add_argument("--model", default=DEFAULT_RELEASE, help="release name, model folder or Hub id")
 
+    _add_photo_commands(sub)
+    _add_measure_commands(sub, model_option)
+    _add_release_commands(sub, model_option)
+    _add_train_command(sub, with_train_options)
+    return parser
+
+
+def _add_photo_commands(sub) -> None:
+    """Commands on photos and folders of them: exploring a dataset, diagnosing photos."""
     eda = sub.add_parser("eda", help="exploration report for an image folder")
     eda.add_argument("--data", required=True, help="image folder (class per sub-folder) or a Hub dataset id")
     eda.add_argument("--out", required=True)
@@ -293,6 +302,9 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=_predict)
 
+
+def _add_measure_commands(sub, model_option: argparse.ArgumentParser) -> None:
+    """Commands that measure a release and record it: calibration, evaluation, export, the leaf gate."""
     calibrate = sub.add_parser("calibrate", help="fit temperature and abstain threshold on the validation split",
                                parents=[model_option])
     calibrate.add_argument("--data", required=True, help="the data the model was trained on")
@@ -341,6 +353,9 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
                       help="releases or model folders: each gets its own leaf_gate.safetensors, named in its config")
     gate.set_defaults(func=_fit_leaf_gate)
 
+
+def _add_release_commands(sub, model_option: argparse.ArgumentParser) -> None:
+    """Commands on the released models as a set: publishing, comparing, cards, the list."""
     push = sub.add_parser("push", help="publish a release (weights, card, metrics, plots, ONNX) to the Hub",
                           parents=[model_option])
     push.add_argument("--repo-id", required=True, help="ORG/NAME")
@@ -370,6 +385,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     models.add_argument("--names", action="store_true", help="only the release names, one per line")
     models.set_defaults(func=_models)
 
+
+def _add_train_command(sub, with_train_options: bool) -> None:
     # the recipe's dataclass is the single source of its options; HfArgumentParser imports torch, so only
     # a `train` command line pays for it
     parents = []
@@ -382,7 +399,6 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     for action in train._actions:  # HfArgumentParser takes both spellings; show the dashed one, as elsewhere
         action.option_strings.sort(key=lambda option: "_" in option)
     train.set_defaults(func=_train)
-    return parser
 
 
 def _config_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:

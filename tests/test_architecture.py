@@ -42,3 +42,11 @@ def test_no_script_imports_the_tests(path):
     imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert not [name for name in imported if name == "tests" or name.startswith("tests.")]
+
+
+@pytest.mark.parametrize("path", committed("cropdx_hf/*.py"))
+def test_no_function_is_over_60_lines(path):
+    tree = ast.parse((ROOT / path).read_text())
+    long = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > 60]
+    assert long == []
