@@ -11,14 +11,16 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from cropdx_hf.data.assignment import read_assignment, write_assignment
 from cropdx_hf.data.loading import LeafDataset
 from cropdx_hf.errors import DataError
 
 FOLDS = 5
 SEED = 42
+MISSING = ("the saved folds do not cover {count} photo(s) of this data (e.g. {example}); pass another folds file to "
+           "assign fresh folds")
 
 
 def assign_folds(labels: list[int], groups: list[str], folds: int = FOLDS, seed: int = SEED) -> list[int]:
@@ -37,30 +39,12 @@ def fold_rows(data: LeafDataset, folds_csv: str | Path | None = None, folds: int
     folds, and write it otherwise."""
     path = Path(folds_csv) if folds_csv else None
     if path is not None and path.is_file():
-        assigned = _read_folds(path, data.rows["file"])
+        assigned = [int(fold) for fold in read_assignment(path, data.rows["file"], "fold", MISSING)]
         if sorted(set(assigned)) != list(range(folds)):
             raise DataError(f"{path}: holds folds {sorted(set(assigned))}, not the {folds} asked for; pass another "
                             "folds file to assign fresh folds")
     else:
         assigned = assign_folds(data.rows["label"], data.rows["leaf_group"], folds)
         if path is not None:
-            write_folds(path, data, assigned)
+            write_assignment(path, data.rows, data.class_names, "group", "fold", assigned)
     return data.rows.add_column("fold", assigned)
-
-
-def write_folds(path: Path, data: LeafDataset, assigned: list[int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = data.rows
-    table = pd.DataFrame({"file": rows["file"], "label": [data.class_names[i] for i in rows["label"]],
-                          "group": rows["leaf_group"], "sha256": rows["sha256"], "fold": assigned})
-    table.sort_values("file").to_csv(path, index=False)
-
-
-def _read_folds(path: Path, files: list[str]) -> list[int]:
-    table = pd.read_csv(path)
-    by_file = dict(zip(table["file"], table["fold"], strict=True))
-    missing = [f for f in files if f not in by_file]
-    if missing:
-        raise DataError(f"{path}: the saved folds do not cover {len(missing)} photo(s) of this data (e.g. "
-                        f"{missing[0]}); pass another folds file to assign fresh folds")
-    return [int(by_file[f]) for f in files]

@@ -12,14 +12,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import datasets
-import pandas as pd
 
+from cropdx_hf.data.assignment import read_assignment, write_assignment
 from cropdx_hf.data.loading import LeafDataset
-from cropdx_hf.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_RATIOS = (0.70, 0.15, 0.15)
 SEED = 42
+MISSING = ("the saved split does not cover {count} file(s) of this data (e.g. {example}); pass a new --split-csv to "
+           "make a fresh split")
 
 
 def assign_splits(
@@ -49,33 +50,12 @@ def split_dataset(data: LeafDataset, split_csv: str | Path | None = None) -> dat
     rows = data.rows
     path = Path(split_csv) if split_csv else None
     if path is not None and path.is_file():
-        names = _read_split(path, rows["file"])
+        names = read_assignment(path, rows["file"], "split", MISSING)
     else:
         names = assign_splits(rows["label"], rows["leaf_group"])
         if path is not None:
-            write_split(path, rows, names, data.class_names)
+            write_assignment(path, rows, data.class_names, "leaf_group", "split", names)
     rows = rows.add_column("split", names)
     return datasets.DatasetDict(
         {s: rows.filter(lambda n, s=s: n == s, input_columns="split").remove_columns("split") for s in SPLITS}
     )
-
-
-def write_split(path: Path, rows: datasets.Dataset, names: list[str], class_names: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame({
-        "file": rows["file"], "label": [class_names[i] for i in rows["label"]],
-        "leaf_group": rows["leaf_group"], "sha256": rows["sha256"], "split": names,
-    })
-    table.sort_values("file").to_csv(path, index=False)
-
-
-def _read_split(path: Path, files: list[str]) -> list[str]:
-    table = pd.read_csv(path)
-    by_file = dict(zip(table["file"], table["split"], strict=True))
-    missing = [f for f in files if f not in by_file]
-    if missing:
-        raise DataError(
-            f"{path}: the saved split does not cover {len(missing)} file(s) of this data (e.g. {missing[0]}); "
-            "pass a new --split-csv to make a fresh split"
-        )
-    return [by_file[f] for f in files]
