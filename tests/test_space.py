@@ -1,5 +1,6 @@
 """The Space end to end: REST routes, the Gradio API through gradio_client, bad inputs, privacy, determinism."""
 
+import contextlib
 import json
 import os
 import socket
@@ -226,21 +227,31 @@ def test_space_readme_front_matter():
 
 
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
-def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
+@contextlib.contextmanager
+def space_page(server: str, profile: Path, **context):
+    """The Space's page in headless Debian chromium, its upload input attached (`context`: e.g. a viewport)."""
     from playwright.sync_api import sync_playwright
 
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                       args=flags, headless=True)
+        browser = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM),
+                                                       args=CHROMIUM_FLAGS, headless=True, **context)
         page = browser.new_page()
         # not "networkidle": offline, the theme's web-font requests keep the network busy until they time out
         page.goto(server, wait_until="domcontentloaded")
         page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
+    with space_page(server, tmp_path / "profile") as page:
         page.set_input_files("input[type=file]", str(LEAF))
         page.get_by_role("button", name="Diagnose").click()
         card = page.locator("#treatment-card")
@@ -263,7 +274,6 @@ def test_a_browser_uploads_a_photo_and_reads_the_diagnosis(server, tmp_path):
                                "'tomato_early_blight')).every(i => i.complete)", timeout=30_000)
         loaded = page.evaluate("() => [...document.querySelectorAll('img')].filter(i => i.src.includes("
                                "'tomato_early_blight')).map(i => i.complete && i.naturalWidth > 0)")
-        browser.close()
     assert (tmp_path / "space.png").stat().st_size > 20_000
     assert loaded and all(loaded)
 
@@ -274,21 +284,12 @@ def test_on_a_phone_a_retake_headline_says_what_to_do_and_names_no_disease(serve
     words are "Retake the photo", no class is named in that headline, and the top-3 are shown below it as possible
     diagnoses."""
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     from cropdx_hf.labels import CLASSES
 
     grey = tmp_path / "grey_leaf.jpg"
     Image.open(LEAF).convert("L").convert("RGB").save(grey)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                       args=flags, headless=True,
-                                                       viewport={"width": 390, "height": 844})
-        page = browser.new_page()
-        page.goto(server, wait_until="domcontentloaded")
-        page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+    with space_page(server, tmp_path / "profile", viewport={"width": 390, "height": 844}) as page:
         page.set_input_files("input[type=file]", str(grey))
         page.get_by_role("button", name="Diagnose").click()
         verdict = page.locator("#verdict")
@@ -298,7 +299,6 @@ def test_on_a_phone_a_retake_headline_says_what_to_do_and_names_no_disease(serve
         top3_text = top3.inner_text()
         above = verdict.bounding_box()["y"] < top3.bounding_box()["y"]
         page.screenshot(path=str(tmp_path / "retake.png"), full_page=True)
-        browser.close()
     assert headline == "Retake the photo" and above
     assert not any(c.display_name in verdict_text for c in CLASSES), verdict_text
     assert top3_text.startswith("Possible diagnoses") and sum(c.display_name in top3_text for c in CLASSES) == 3
