@@ -16,6 +16,7 @@ import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from transformers import TrainerCallback
 
@@ -38,7 +39,8 @@ class Clock(TrainerCallback):
             control.should_evaluate = True
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        self.points.append({"seconds": round(time.time() - self.start, 1), "output_dir": args.output_dir,
+        # the stage (head, top, full), not the run's temporary folder: the report is committed
+        self.points.append({"seconds": round(time.time() - self.start, 1), "stage": Path(args.output_dir).name,
                             "macro_f1": metrics["eval_macro_f1"]})
 
     def time_to(self, target: float) -> float | None:
