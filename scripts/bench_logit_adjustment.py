@@ -18,11 +18,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from cropdx_hf.evaluation.predictions import OUT_OF_FOLD
-from cropdx_hf.modeling.config import class_ids, read_config
+from cropdx_hf.evaluation.predictions import logit_columns, read_out_of_fold
 from cropdx_hf.release.registry import Releases, resolve_model
 
 HEALTHY = ("Tomato_healthy", "Pepper__bell___healthy")
@@ -74,9 +72,8 @@ def main() -> int:
     args = parser.parse_args()
     releases = Releases.from_settings() or Releases(Path(__file__).resolve().parents[1] / "models")
     model_dir = resolve_model(args.model, releases)
-    names = list(class_ids(read_config(model_dir)))
-    table = pd.read_csv(model_dir / OUT_OF_FOLD)
-    logits = table[[f"logit_{name}" for name in names]].to_numpy(np.float32)
+    table, names = read_out_of_fold(model_dir)
+    logits = table[logit_columns(names)].to_numpy(np.float32)
     labels, folds = np.array([names.index(c) for c in table["label"]]), table["fold"].to_numpy()
     report = {"command": "python scripts/bench_logit_adjustment.py " + " ".join(sys.argv[1:]),
               "model": model_dir.name, "photos": len(labels), "as_released": figures(logits, labels, names),

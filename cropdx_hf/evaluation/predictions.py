@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
@@ -23,6 +24,9 @@ from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
 from cropdx_hf.modeling.transforms import batch_transform, channels_last, data_config, eval_transform, set_preprocessing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OUT_OF_FOLD = "field_out_of_fold.csv"  # in a model folder: every real field photo's out-of-fold logits
 
@@ -89,25 +93,36 @@ def predict_split(model_dir: str | Path, data: str | Path | LeafDataset, split: 
                        sorted({*dataset.skipped_classes, *unknown}))
 
 
-def out_of_fold_split(model_dir: str | Path, data: str | Path | LeafDataset) -> SplitLogits:
-    """SplitLogits of a release's stored out-of-fold logits (`field_out_of_fold.csv`, written by a training run
-    with real field photos) on the photos of `data`: every photo scored by a fold model that never saw it. The
-    photos are matched by file; a photo of `data` the file does not score is an error."""
+def read_out_of_fold(model_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """A release's `field_out_of_fold.csv` indexed by file (label, fold, one logit column per class) and the
+    release's class order."""
     import pandas as pd
 
     path = Path(model_dir) / OUT_OF_FOLD
     if not path.is_file():
         raise DataError(f"{model_dir}: no out-of-fold field scores ({OUT_OF_FOLD}); train it with --field-data "
                         "and --folds")
-    table = pd.read_csv(path).set_index("file")
+    return pd.read_csv(path).set_index("file"), list(class_ids(read_config(model_dir)))
+
+
+def logit_columns(class_names: list[str]) -> list[str]:
+    """The out-of-fold file's logit columns, in `class_names` order (crossval.write_out_of_fold writes them)."""
+    return [f"logit_{name}" for name in class_names]
+
+
+def out_of_fold_split(model_dir: str | Path, data: str | Path | LeafDataset) -> SplitLogits:
+    """SplitLogits of a release's stored out-of-fold logits (`field_out_of_fold.csv`, written by a training run
+    with real field photos) on the photos of `data`: every photo scored by a fold model that never saw it. The
+    photos are matched by file; a photo of `data` the file does not score is an error."""
+    table, names = read_out_of_fold(model_dir)
     config = read_config(model_dir)
-    names = class_ids(config)
     dataset = data if isinstance(data, LeafDataset) else load_leaf_dataset(data)
     rows = dataset.rows
     missing = [f for f in rows["file"] if f not in table.index]
     if missing:
-        raise DataError(f"{path}: no out-of-fold score for {len(missing)} photo(s) of this data (e.g. {missing[0]})")
-    logits = table.loc[rows["file"], [f"logit_{name}" for name in names]].to_numpy(np.float32)
+        raise DataError(f"{Path(model_dir) / OUT_OF_FOLD}: no out-of-fold score for {len(missing)} photo(s) of this "
+                        f"data (e.g. {missing[0]})")
+    logits = table.loc[rows["file"], logit_columns(names)].to_numpy(np.float32)
     to_model = np.array([names.index(c) if c in names else -1 for c in dataset.class_names])
     return SplitLogits(logits, to_model[np.asarray(rows["label"])], rows, list(names),
                        ReleaseMetadata.from_config(config).temperature, dataset.skipped_classes)

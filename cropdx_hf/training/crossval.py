@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cropdx_hf.evaluation.predictions import logit_columns
 from cropdx_hf.evaluation.scores import classification_metrics, top_k_accuracy
 
 if TYPE_CHECKING:
@@ -74,18 +75,17 @@ def cross_validate(trainer: StagedTrainer) -> dict:
 def summarize(results: list[FoldResult], labels: np.ndarray, lab_floor: float | None) -> dict:
     """Out-of-fold metrics per weight share, the chosen share, and the out-of-fold logits at that share."""
     alphas = sorted(results[0].logits, reverse=True)
-    candidates = {}
-    for alpha in alphas:
-        logits = out_of_fold_logits(results, alpha, len(labels))
-        candidates[alpha] = {**field_metrics(logits, labels),
-                             "lab_validation_macro_f1": float(np.mean([r.lab_macro_f1[alpha] for r in results]))}
+    logits = {alpha: out_of_fold_logits(results, alpha, len(labels)) for alpha in alphas}
+    candidates = {alpha: {**field_metrics(logits[alpha], labels),
+                          "lab_validation_macro_f1": float(np.mean([r.lab_macro_f1[alpha] for r in results]))}
+                  for alpha in alphas}
     if lab_floor is None:  # no lab regression: the starting weights' own lab validation macro-F1
         lab_floor = candidates[min(alphas)]["lab_validation_macro_f1"]
     kept = [a for a in alphas if candidates[a]["lab_validation_macro_f1"] >= lab_floor] or [min(alphas)]
     chosen = max(kept, key=lambda a: (candidates[a]["accuracy"], candidates[a]["lab_validation_macro_f1"]))
     return {"folds": len(results), "lab_floor": lab_floor, "alpha": chosen, "out_of_fold": candidates[chosen],
             "candidates": {str(a): m for a, m in candidates.items()},
-            "logits": out_of_fold_logits(results, chosen, len(labels))}
+            "logits": logits[chosen]}
 
 
 def out_of_fold_logits(results: list[FoldResult], alpha: float, photos: int) -> np.ndarray:
@@ -108,7 +108,7 @@ def write_out_of_fold(path: Path, files: list[str], labels: list[str], folds: li
     """One row per field photo: its file, true class, fold, and the out-of-fold logits (one column per class)."""
     import pandas as pd
 
-    table = pd.DataFrame(logits, columns=[f"logit_{name}" for name in class_names])
+    table = pd.DataFrame(logits, columns=logit_columns(class_names))
     table.insert(0, "fold", folds)
     table.insert(0, "label", labels)
     table.insert(0, "file", files)
