@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from cropdx_hf.errors import DataError
 
 MAX_PIXELS = 40_000_000  # ~6300x6300; above this decoding alone would cost seconds and GBs
 MIN_SIDE = 16  # smaller than this holds no leaf texture
 MAX_BYTES = 20 * 1024 * 1024
 WORKING_SIDE = 1024  # longest side a photo is kept at once decoded
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 class ImageError(ValueError):
@@ -45,6 +49,28 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{label}: the image is damaged or truncated ({exc})") from exc
     return _to_rgb(image, label)
+
+
+def folder_photos(folder: str | Path) -> list[Path]:
+    """Every photo file under `folder`, recursively, in a stable order (by path)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+
+
+def find_photos(paths: Sequence[str | Path]) -> list[str]:
+    """Files as given and folders expanded to the photos inside; a path that is neither, or a folder with no photos,
+    is a `DataError` found before any model is loaded."""
+    photos: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = folder_photos(path)
+            if not found:
+                raise DataError(f"{path}: a folder with no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
+            photos += [str(p) for p in found]
+        elif Path(path).is_file():
+            photos.append(str(path))
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return photos
 
 
 def stored_photo(image: dict) -> bytes | str:

@@ -42,9 +42,9 @@ from cropdx_hf.inference.diagnosis import decide
 from cropdx_hf.inference.predictor import Predictor
 from cropdx_hf.inference.quality import assess
 from cropdx_hf.modeling.transforms import batch_transform, data_config, set_preprocessing
-from cropdx_hf.photos import load_stored_photo, stored_photo
+from cropdx_hf.photos import folder_photos, load_stored_photo, stored_photo
 from cropdx_hf.release.registry import Releases, resolve_model
-from cropdx_hf.training.leaf_gate import folder_photos, photo_rows
+from cropdx_hf.training.leaf_gate import photo_rows
 
 BATCH = 32
 RELEASES = Releases.from_settings() or Releases(Path(__file__).resolve().parents[1] / "models")

@@ -85,3 +85,25 @@ def test_eda_report_is_computed_from_the_data(tmp_path, leaves_dir):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "cropdx_hf.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "predict" in result.stdout and "eda" in result.stdout
+
+
+def test_train_config_gives_defaults_that_flags_override(tmp_path):
+    from cropdx_hf.cli import build_parser
+    from cropdx_hf.commands.train import with_config
+
+    config = tmp_path / "release.yaml"
+    config.write_text("data: lab\nout: models/x\nepochs_top: 3\nfield_data: [field_a, field_b]\ninterpolate: true\n")
+    args = build_parser().parse_args(with_config(["train", "--config", str(config), "--epochs-top", "1"]))
+    assert (args.data, args.out, args.epochs_top) == ("lab", "models/x", 1)
+    assert args.field_data == ["field_a", "field_b"] and args.interpolate is True
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("data: lab\nepochs: 3\n", "unknown option(s) epochs"),
+    ("data: lab\nimage_size: null\n", "image_size has no value"),
+])
+def test_train_config_errors_name_the_key(tmp_path, capsys, text, message):
+    config = tmp_path / "release.yaml"
+    config.write_text(text)
+    assert main(["train", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err

@@ -18,9 +18,8 @@ from PIL import Image, ImageFilter, ImageOps
 from cropdx_hf.errors import DataError
 from cropdx_hf.field.masks import LeafCutout
 from cropdx_hf.field.textures import TEXTURES, Size, foliage, soil
-from cropdx_hf.photos import ImageError, load_image
+from cropdx_hf.photos import ImageError, folder_photos, load_image
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_SIDE = 768  # photos are kept in memory at most this size: crops of them fill a ~300-px canvas
 
 
@@ -38,7 +37,7 @@ class BackgroundBank:
     def from_folder(cls, folder: str | Path, leaves: Sequence[LeafCutout] = ()) -> BackgroundBank:
         """Every photo under `folder` (recursively), downscaled once."""
         root = Path(folder)
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES) if root.is_dir() else []
+        files = folder_photos(root) if root.is_dir() else []
         if not files:
             raise DataError(f"{folder}: no background photos (fill it with `python scripts/field_photos.py`)")
         digest = hashlib.sha256()

@@ -45,12 +45,11 @@ from cropdx_hf.gate.leaf_gate import LeafGate, Shortcut, gate_reference
 from cropdx_hf.gate.network import gate_network, pooled_features
 from cropdx_hf.modeling.folder import load_model_folder
 from cropdx_hf.modeling.metadata import ReleaseMetadata
-from cropdx_hf.photos import load_image, load_stored_photo, stored_photo
+from cropdx_hf.photos import folder_photos, load_image, load_stored_photo, stored_photo
 
 if TYPE_CHECKING:
     import torch
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 LAB_PER_CLASS, FIELD_PER_CLASS = 60, 100  # positives: lab photos and field-style views per class
 CROPS_PER_PHOTO = 4  # random crops of each non-leaf photo, beside the whole photo
 REAL_LEAF_CROPS = 40  # random crops of each real leaf photo: a few photos, each with many leaves in it
@@ -67,10 +66,6 @@ def photo_rows(images: Sequence[bytes | str | Path]) -> datasets.Dataset:
     rows = [{"bytes": None, "path": str(i)} if isinstance(i, str | Path) else {"bytes": i, "path": None}
             for i in images]
     return datasets.Dataset.from_dict({"image": rows, "label": [0] * len(rows)}, features=features)
-
-
-def folder_photos(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
 def features_of(rows: datasets.Dataset, model: torch.nn.Module | None = None) -> np.ndarray:
