@@ -1,5 +1,6 @@
 """The leaf gate: the fitting rule on known features, the file and its reference, the real network end to end."""
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -92,11 +93,11 @@ def test_a_release_names_its_gate_by_file_and_hash(features, tmp_path, caplog):
     model_dir = tmp_path / "release"
     path = fit_gate(*features, CLASSIFIER_DIMS)[0].save(model_dir)
     reference = gate_reference(model_dir)
-    assert reference["file"] == GATE_FILE
+    assert reference.file == GATE_FILE
     assert gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference)).threshold == pytest.approx(
         LeafGate.load(path).threshold)
     with pytest.raises(ModelFolderError, match="sha256 differs"):
-        gate_for_model(model_dir, ReleaseMetadata(leaf_gate={**reference, "sha256": "0" * 64}))
+        gate_for_model(model_dir, ReleaseMetadata(leaf_gate=dataclasses.replace(reference, sha256="0" * 64)))
     path.unlink()
     with pytest.raises(ModelFolderError, match="missing"):
         gate_for_model(model_dir, ReleaseMetadata(leaf_gate=reference))

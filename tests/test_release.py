@@ -144,7 +144,7 @@ def test_one_timing_loop_counts_only_the_timed_runs():
 def test_a_pushed_release_carries_its_gate(models_dir):
     operations = {op.path_in_repo for op in _files(models_dir / "small")}
     assert {GATE_FILE, "config.json", "model.safetensors"} <= operations
-    assert ReleaseMetadata.read(models_dir / "small").leaf_gate["file"] == GATE_FILE
+    assert ReleaseMetadata.read(models_dir / "small").leaf_gate.file == GATE_FILE
 
 
 def test_the_comparison_table_shows_lab_real_field_and_field_proxy(tmp_path):

@@ -19,13 +19,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from cropdx_hf.errors import ModelFolderError
-from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.modeling.metadata import LeafGateRecord, ReleaseMetadata
 
 logger = logging.getLogger(__name__)
 GATE_FILE = "leaf_gate.safetensors"
@@ -133,22 +134,22 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def gate_reference(model_dir: str | Path) -> dict[str, str]:
-    """What a release's config records to name its gate: the file in its folder, and the file's hash."""
-    return {"file": GATE_FILE, "sha256": file_digest(Path(model_dir) / GATE_FILE)}
+def gate_reference(model_dir: str | Path, report: dict[str, Any] | None = None) -> LeafGateRecord:
+    """What a release's config records to name its gate: the file in its folder, the file's hash, and `report`."""
+    return LeafGateRecord(GATE_FILE, file_digest(Path(model_dir) / GATE_FILE), report or {})
 
 
 def gate_for_model(model_dir: str | Path, metadata: ReleaseMetadata) -> LeafGate | None:
     """The gate a model's config names, checked against its hash; None (with a warning) when it names none."""
     reference = metadata.leaf_gate
-    if not reference or "file" not in reference:
+    if reference is None:
         retired = " (its leaf_detector.safetensors is the retired lab-only gate)" \
             if (Path(model_dir) / RETIRED_FILE).is_file() else ""
         logger.warning("%s: no leaf gate%s; photos that are not leaves will not be turned away", model_dir, retired)
         return None
-    path = Path(model_dir) / reference["file"]
+    path = Path(model_dir) / reference.file
     if not path.is_file():
-        raise ModelFolderError(f"{model_dir}: its config names the leaf gate {reference['file']}, which is missing")
-    if file_digest(path) != reference["sha256"]:
+        raise ModelFolderError(f"{model_dir}: its config names the leaf gate {reference.file}, which is missing")
+    if file_digest(path) != reference.sha256:
         raise ModelFolderError(f"{path}: not the leaf gate {model_dir} was released with (sha256 differs)")
     return LeafGate.load(path)

@@ -15,8 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from cropdx_hf.modeling.config import CONFIG, read_config
+from cropdx_hf.modeling.exports import ExportRecord
 
 DEFAULT_THRESHOLD = 0.70  # the seed design's abstain floor; calibration may raise it, never lower it
+
+
+@dataclass(frozen=True)
+class LeafGateRecord:
+    """The leaf gate a release names: its file (relative to the model folder), that file's sha256 (the runtime
+    refuses any other file), and what fitting it measured (the card shows it)."""
+
+    file: str
+    sha256: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, **({"report": self.report} if self.report else {})}
 
 
 @dataclass
@@ -36,9 +50,9 @@ class ReleaseMetadata:
     threshold_reason: str | None = None
     calibration: dict[str, Any] | None = None  # per validation set: ECE, coverage and accuracy at the threshold
     # written by `cropdx fit-leaf-gate` (cropdx_hf.training.leaf_gate)
-    leaf_gate: dict[str, Any] | None = None  # file (relative to the folder), sha256, report
-    # written by `cropdx export` (cropdx_hf.release.export)
-    export: dict[str, Any] | None = None
+    leaf_gate: LeafGateRecord | None = None
+    # written by `cropdx export` (cropdx_hf.release.export): the verified figures and what a rebuild needs
+    export: ExportRecord | None = None
     retired: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -46,10 +60,16 @@ class ReleaseMetadata:
         values = dict(config.get("cropdx", {}))
         names = {f.name for f in dataclasses.fields(cls)} - {"retired"}
         known = {k: v for k, v in values.items() if k in names}
+        if known.get("leaf_gate"):
+            known["leaf_gate"] = LeafGateRecord(**known["leaf_gate"])
+        if known.get("export"):
+            known["export"] = ExportRecord(known["export"])
         return cls(**known, retired={k: v for k, v in values.items() if k not in names})
 
     def to_config(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "retired"}
+        values["leaf_gate"] = self.leaf_gate.to_dict() if self.leaf_gate else None
+        values["export"] = self.export.report if self.export else None
         return {**self.retired, **{k: v for k, v in values.items() if v is not None}}
 
     @classmethod

@@ -80,8 +80,9 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
         hardware="a 2-core CPU", test=test, plots=plots,
-        per_class={display_name(class_id): row for class_id, row in test["per_class"].items()}, export=meta.export,
-        leaf_gate=(meta.leaf_gate or {}).get("report"), field=meta.field_training, field_proxy=field_proxy,
+        per_class={display_name(class_id): row for class_id, row in test["per_class"].items()},
+        export=meta.export and meta.export.report,
+        leaf_gate=meta.leaf_gate and meta.leaf_gate.report, field=meta.field_training, field_proxy=field_proxy,
         field_data=meta.field_data, field_oof=field,
         field_per_class={display_name(c): row for c, row in (field or {}).get("per_class", {}).items()},
     )

@@ -279,8 +279,8 @@ def _choose(best, out: Path, fp32: dict[str, Any]) -> dict[str, Any]:
 
 def record_in_release(model_dir: str | Path, report: dict[str, Any]) -> None:
     """The verified export figures go into the release's config (and so its card), with what a rebuild needs."""
-    ReleaseMetadata.update(model_dir, export={key: report[key] for key in ("fp32", "int8", "verify_images",
-                                                                           "calibration_photos")})
+    ReleaseMetadata.update(model_dir, export=ExportRecord({key: report[key] for key in (
+        "fp32", "int8", "verify_images", "calibration_photos")}))
 
 
 def is_current(model_dir: str | Path, out_dir: str | Path, gate_dir: str | Path) -> bool:
@@ -313,7 +313,7 @@ def export_release(model_dir: str | Path, data: LeafDataset, out_dir: str | Path
     if rebuild:
         if not meta.export:
             raise ValueError(f"{model_dir}: no recorded export to rebuild; run `cropdx export` on its data first")
-        report = rebuild_export(model_dir, out_dir, meta.export, calibration, photos, reference.logits)
+        report = rebuild_export(model_dir, out_dir, meta.export.report, calibration, photos, reference.logits)
     else:
         field_proxy = None
         if field_photos:

@@ -264,5 +264,5 @@ def _fit_release_gate(model_dir: Path, photos: GatePhotos, generic: dict[str, np
         "shortcut": {name: shortcut_effect(gate, rows) for name, rows in features.items()},
     }
     gate.save(model_dir)
-    ReleaseMetadata.update(model_dir, leaf_gate={**gate_reference(model_dir), "report": report})
+    ReleaseMetadata.update(model_dir, leaf_gate=gate_reference(model_dir, report))
     return report
