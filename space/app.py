@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from cropdx_hf.errors import UnknownModelError
 from cropdx_hf.photos import MAX_BYTES, ImageError
-from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_model
+from cropdx_hf.release.registry import DEFAULT_RELEASE, EXPORTS_ENV, MODELS_ENV, Releases, resolve_models
 from cropdx_hf.serving.api import CLIENT_ERRORS, build_api, error_payload
 from cropdx_hf.serving.render import TOP3_LABEL, headline, inline_image, render_card, top3_labels, top3_title
 from cropdx_hf.serving.service import BACKENDS, Service
@@ -42,21 +42,6 @@ def beside_or_above(name: str) -> Path:
     return next((p for p in (HERE / name, HERE.parent / name) if p.is_dir()), HERE / name)
 
 
-def undecoded(image: gr.Image) -> gr.Image:
-    """Make `image` hand an uploaded file over undecoded: cropdx's reader gives a bad file one clear sentence,
-    where Gradio's own decoding would show the server's temporary path and log a traceback. (Set on the instance:
-    a gr.Image subclass would make Gradio write an app.pyi stub beside this file.)"""
-    decode = image.preprocess
-
-    def preprocess(payload):
-        if payload is None or (payload.url and payload.url.startswith("data:")):  # webcam and clipboard
-            return decode(payload)
-        return payload.path
-
-    image.preprocess = preprocess
-    return image
-
-
 def read_and_delete(path: str | None) -> bytes:
     """Read the photo and remove Gradio's copy, so no leaf photo stays on disk (the examples' copies stay)."""
     if not path:
@@ -72,9 +57,11 @@ def read_and_delete(path: str | None) -> bytes:
 
 
 def build_ui(service: Service) -> gr.Blocks:
-    def diagnose(path: str | None, model: str) -> tuple[str, dict, str, bytes, str]:
+    def diagnose(upload: dict | None, model: str) -> tuple[str, dict, str, bytes, str]:
+        """Runs on the upload as Gradio cached it (`preprocess=False` below): cropdx's reader gives a bad file one
+        clear sentence, where Gradio's own decoding would show the server's temporary path and log a traceback."""
         try:
-            data = read_and_delete(path)
+            data = read_and_delete(upload and upload.get("path"))
             result = service.diagnose(data, model, "ui", "the photo")
         except CLIENT_ERRORS as exc:
             raise gr.Error(str(exc), print_exception=False) from None
@@ -102,8 +89,7 @@ def build_ui(service: Service) -> gr.Blocks:
         photo_bytes, top_class = gr.State(None), gr.State("")  # kept in memory for Grad-CAM, never on disk
         with gr.Row():
             with gr.Column():
-                photo = undecoded(gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
-                                           label="Leaf photo"))
+                photo = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Leaf photo")
                 model = gr.Dropdown(list(service.dirs), value=service.default, label="Model")
                 button = gr.Button("Diagnose", variant="primary")
                 if EXAMPLES:
@@ -117,7 +103,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 # HTML with a data URI: an image output would be written to Gradio's file cache
                 cam = gr.HTML(label="Grad-CAM")
         button.click(diagnose, [photo, model], [verdict, label, card, photo_bytes, top_class],
-                     api_name="diagnose_ui")
+                     api_name="diagnose_ui", preprocess=False)
         explain_button.click(explain, [photo_bytes, model, top_class], cam, api_name="explain_ui")
         api_photo = gr.File(type="filepath", visible=False, label="photo")  # a plain file: bad uploads reach us
         api_model = gr.Textbox(value=service.default, visible=False, label="model")
@@ -132,8 +118,7 @@ def create_app(default: str = DEFAULT_RELEASE, models: list[str] | None = None, 
     model folders or Hub ids; default: every release), served from the exports in `exports_dir` when there."""
     releases = Releases(models_dir) if models_dir and models_dir.is_dir() else None
     names = models if models is not None else (releases.names() if releases else [])
-    # a model is known by its last path part: a release name, a folder's name, the NAME of ORG/NAME
-    model_dirs = {Path(name).name: resolve_model(name, releases) for name in dict.fromkeys([default, *names])}
+    model_dirs = resolve_models(default, names, releases)
     service = Service(model_dirs, Path(default).name, exports_dir, backend, threads)
     api = build_api(service)
     api.state.service = service

@@ -125,6 +125,12 @@ def resolve_model(name_or_dir: str | Path | None, releases: Releases | None = No
     raise ModelFolderError(f"{name}: neither a model folder nor a release name ({where})")
 
 
+def resolve_models(default: str, names: list[str], releases: Releases | None = None) -> dict[str, Path]:
+    """The folders of `default` and `names` (release names, model folders or Hub ids), each known by its last path
+    part (a release name, a folder's name, the NAME of ORG/NAME): what a service loads and a request names."""
+    return {Path(name).name: resolve_model(name, releases) for name in dict.fromkeys([default, *names])}
+
+
 def _from_hub(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError

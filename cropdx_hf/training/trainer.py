@@ -343,9 +343,9 @@ class StagedTrainer:
         return self._caches
 
     def _lab_view_transform(self):
-        """Lab photos under the lab augmentation when real field photos teach the field (measured: 2.5 points more
-        out-of-fold field top-1 and 0.6 point more lab validation macro-F1 than field-style views in their place,
-        docs/training.md); otherwise field-style views with --field-photos."""
+        """Lab photos under the lab augmentation when real field photos teach the field (they beat field-style views
+        in their place on out-of-fold field top-1 and on lab validation: docs/training.md); otherwise field-style
+        views with --field-photos."""
         config = self.train_data_config
         return train_transform(config) if self.field_rows is not None else self.train_view_transform(config)
 
