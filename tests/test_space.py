@@ -305,8 +305,9 @@ def test_on_a_phone_a_retake_headline_says_what_to_do_and_names_no_disease(serve
 
 
 def test_the_onnx_space_answers_without_torch(default_exports):
-    """The serving path imports no torch (nor timm, transformers, datasets, sklearn): only Grad-CAM would."""
-    code = block_imports("torch", "torchvision", "timm", "transformers", "datasets", "sklearn", "captum") + f"""
+    """The serving path imports no torch (nor timm, transformers, datasets, sklearn): only Grad-CAM would. Nor
+    Ray: the Space is the one-process default, Ray the optional scale extra."""
+    code = block_imports("torch", "torchvision", "timm", "transformers", "datasets", "sklearn", "captum", "ray") + f"""
 import importlib.util
 from fastapi.testclient import TestClient
 spec = importlib.util.spec_from_file_location("space_app", {str(ROOT / "space" / "app.py")!r})

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cropdx_hf.commands.common import Subcommands, model_option, releases
+from cropdx_hf.modeling.config import ONNX_FP32
 from cropdx_hf.release.registry import resolve_model
 
 
@@ -18,6 +19,9 @@ def register(sub: Subcommands) -> None:
                                                        "a re-run into it skips the photos already done")
     diagnose.add_argument("--workers", type=int, default=1, help="Ray actors, one ONNX session and core each")
     diagnose.add_argument("--batch-size", type=int, default=16, help="photos per worker call")
+    diagnose.add_argument("--fp32", action="store_true",
+                          help="the export's fp32 file instead of the one its verification qualified (INT8 where it "
+                               "qualified): the numbers PyTorch gives, at a lower speed")
     diagnose.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, or ray://HEAD:10001) instead of "
                                                 "starting Ray on this machine; paths must be readable on every node")
     diagnose.set_defaults(func=run)
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model(args.model, found)
     photos = list_photos(args.data)  # a missing or empty source fails here, before Ray starts
     job = BatchJob(model_dir, found.export_dir(model_dir.name), Path(args.out), args.workers, args.batch_size,
-                   args.ray_address)
+                   args.ray_address, ONNX_FP32 if args.fp32 else None)
     summary = run_batch(job, photos)
     run = summary["run"]
     print(f"{summary['photos']:,} photos in {args.out}/diagnoses.parquet: "

@@ -154,8 +154,10 @@ class OnnxPredictor:
         return cls(export_dir, file_name or served_file(export_dir), threads, gate, network)
 
     @classmethod
-    def for_release(cls, model_dir: str | Path, export_dir: str | Path, threads: int = 2) -> OnnxPredictor:
-        """The served files of a release's export, checked to be made from the release's weights and gate."""
+    def for_release(cls, model_dir: str | Path, export_dir: str | Path, threads: int = 2,
+                    file_name: str | None = None) -> OnnxPredictor:
+        """The served files of a release's export (or `file_name` of it), checked to be made from the release's
+        weights and gate."""
         exported = ExportRecord.read(export_dir).weights_sha256
         if exported != hashlib.sha256((Path(model_dir) / WEIGHTS).read_bytes()).hexdigest():
             raise ModelFolderError(f"{export_dir}: exported from other weights than {model_dir} holds; run "
@@ -164,7 +166,7 @@ class OnnxPredictor:
         if exported_gate != ReleaseMetadata.read(model_dir).leaf_gate:
             raise ModelFolderError(f"{export_dir}: exported with another leaf gate than {model_dir} names; run "
                                    "`cropdx export` again")
-        predictor = cls.from_export(export_dir, threads=threads)
+        predictor = cls.from_export(export_dir, file_name, threads=threads)
         predictor.name = Path(model_dir).name
         return predictor
 

@@ -35,6 +35,7 @@ class BatchJob:
     workers: int = 1
     batch_size: int = 16
     ray_address: str | None = None
+    file_name: str | None = None  # an ONNX file of the export; default: the one its verification qualified
     progress: bool = True
 
 
@@ -75,7 +76,7 @@ def _diagnose(ray, job: BatchJob, photos: list[PhotoSource]) -> dict[str, Any]:
     done, run, start = done_keys(job.out), run_id(), time.perf_counter()
     rows = ray.data.from_items(photos).map_batches(
         Diagnoser, fn_constructor_kwargs={"model_dir": str(job.model_dir), "export_dir": str(job.export_dir),
-                                          "done": done},
+                                          "done": done, "file_name": job.file_name},
         concurrency=job.workers, num_cpus=1, batch_size=job.batch_size, batch_format="pyarrow")
     counts = {"diagnosed": 0, "skipped_as_done": 0}
     with tqdm(total=len(photos), unit="photo", disable=not job.progress, desc="diagnosing") as bar:

@@ -21,8 +21,8 @@ class Diagnoser:
     """Ray builds one per worker (`map_batches(Diagnoser, concurrency=N)`); ONNX Runtime gets one thread each, so N
     workers fill N cores."""
 
-    def __init__(self, model_dir: str, export_dir: str, done: set[tuple[str, str]]):
-        self.predictor = OnnxPredictor.for_release(model_dir, export_dir, threads=1)
+    def __init__(self, model_dir: str, export_dir: str, done: set[tuple[str, str]], file_name: str | None = None):
+        self.predictor = OnnxPredictor.for_release(model_dir, export_dir, threads=1, file_name=file_name)
         self.version = (ExportRecord.read(export_dir).weights_sha256 or "")[:12]
         self.done = done
 
