@@ -33,11 +33,35 @@ class LeafGateRecord:
         return {"file": self.file, "sha256": self.sha256, **({"report": self.report} if self.report else {})}
 
 
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The options a release was trained with, as `TrainConfig.published()` wrote them; typed for the ones cards
+    read, the rest by name (releases trained by older cropdx versions hold other keys)."""
+
+    options: dict[str, Any]
+
+    @property
+    def image_size(self) -> int | None:
+        return self.options.get("image_size")
+
+    @property
+    def top_stages(self) -> int:
+        return self.options["top_stages"]
+
+    @property
+    def train_views(self) -> int:
+        return self.options["train_views"]
+
+    @property
+    def max_views(self) -> int | None:
+        return self.options.get("max_views")
+
+
 @dataclass
 class ReleaseMetadata:
     # written by training (cropdx_hf.training.trainer)
     backbone: str | None = None
-    training: dict[str, Any] | None = None
+    training: TrainingRecord | None = None
     data_fingerprint: str | None = None
     split_file: str | None = None
     split_sizes: dict[str, int] | None = None
@@ -60,6 +84,8 @@ class ReleaseMetadata:
         values = dict(config.get("cropdx", {}))
         names = {f.name for f in dataclasses.fields(cls)} - {"retired"}
         known = {k: v for k, v in values.items() if k in names}
+        if known.get("training"):
+            known["training"] = TrainingRecord(known["training"])
         if known.get("leaf_gate"):
             known["leaf_gate"] = LeafGateRecord(**known["leaf_gate"])
         if known.get("export"):
@@ -68,6 +94,7 @@ class ReleaseMetadata:
 
     def to_config(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "retired"}
+        values["training"] = self.training.options if self.training else None
         values["leaf_gate"] = self.leaf_gate.to_dict() if self.leaf_gate else None
         values["export"] = self.export.report if self.export else None
         return {**self.retired, **{k: v for k, v in values.items() if v is not None}}

@@ -12,7 +12,7 @@ from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.labels import display_name
 from cropdx_hf.modeling.backbones import get_backbone
 from cropdx_hf.modeling.config import read_config
-from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.modeling.metadata import ReleaseMetadata, TrainingRecord
 from cropdx_hf.release.registry import EVAL_DIR, FIELD_DIR, FIELD_PROXY_DIR, STANDS_IN_FOR, Releases, evaluation
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
@@ -73,9 +73,9 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
         temperature=f"{meta.temperature:.3f}", calibration=meta.calibration,
         n_images=sum(meta.split_sizes.values()), fingerprint=meta.data_fingerprint,
         split_sizes=", ".join(f"{k} {v:,}" for k, v in meta.split_sizes.items()),
-        training=training, stages=_stage_lines(train_metrics["stages"], training),
+        training=training.options, stages=_stage_lines(train_metrics["stages"], training),
         input_size=config["pretrained_cfg"]["input_size"][-1], crop_pct=config["pretrained_cfg"]["crop_pct"],
-        train_size=training.get("image_size") or config["pretrained_cfg"]["input_size"][-1],
+        train_size=training.image_size or config["pretrained_cfg"]["input_size"][-1],
         mean=config["pretrained_cfg"]["mean"],
         std=config["pretrained_cfg"]["std"],
         train_minutes=round(sum(info.get("seconds", 0) for info in train_metrics["stages"].values()) / 60, 1),
@@ -88,11 +88,11 @@ def build_card(model_dir: Path, repo_id: str, plots: str = EVAL_DIR) -> ModelCar
     )
 
 
-def _stage_lines(stages: dict[str, dict], training: dict[str, Any]) -> list[str]:
+def _stage_lines(stages: dict[str, dict], training: TrainingRecord) -> list[str]:
     what = {"head": "head only, on cached pooled features",
-            "top": f"top {training['top_stages']} block stages + head, on cached activations of "
-                   f"{training['train_views']} augmented views per photo"
-                   + (f" (up to {training['max_views']} for rare classes)" if training.get("max_views") else ""),
+            "top": f"top {training.top_stages} block stages + head, on cached activations of "
+                   f"{training.train_views} augmented views per photo"
+                   + (f" (up to {training.max_views} for rare classes)" if training.max_views else ""),
             "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
     for stage, info in stages.items():

@@ -39,7 +39,7 @@ from cropdx_hf.field.proxy import FieldScenes
 from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.config import class_ids
 from cropdx_hf.modeling.folder import load_model_folder, save_model_folder
-from cropdx_hf.modeling.metadata import ReleaseMetadata
+from cropdx_hf.modeling.metadata import ReleaseMetadata, TrainingRecord
 from cropdx_hf.modeling.transforms import batch_transform, data_config, eval_transform, set_preprocessing
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.config import TrainConfig, portable_path
@@ -458,7 +458,7 @@ class StagedTrainer:
         history = {k: ({x: y for x, y in v.items() if x != "logits"} if k == "crossval" else v)
                    for k, v in self.history.items()}
         metrics = {**measured, "stages": history, "train_seconds": round(seconds, 1)}
-        metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=self.cfg.published(),
+        metadata = ReleaseMetadata(backbone=self.cfg.backbone, training=TrainingRecord(self.cfg.published()),
                                    data_fingerprint=self.data.fingerprint, split_file="split.csv",
                                    split_sizes={k: len(v) for k, v in self.splits.items()}, metrics=measured)
         if self.field is not None:
