@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +38,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from bench_space import free_port  # noqa: E402
 from soak_space import requests_plan, send  # noqa: E402
 
+from cropdx_hf.modeling.config import ONNX_FP32  # noqa: E402
 from cropdx_hf.photos import ImageError, folder_photos  # noqa: E402
 from cropdx_hf.release.registry import DEFAULT_RELEASE, Releases  # noqa: E402
 from cropdx_hf.scale.results import PARTS_DIR, RESULTS_FILE  # noqa: E402
@@ -50,14 +51,19 @@ ENV = {**os.environ, "CROPDX_MODELS": str(RELEASES.models_dir), "CROPDX_EXPORTS"
 
 
 def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process and all its descendants (Ray's local processes are the job's children)."""
-    total = 0
+    """Proportional set size of a process and all its descendants (Ray's local processes are the job's children),
+    from /proc/PID/smaps_rollup: psutil's memory_full_info parses the full smaps, which costs the job a share of a
+    core at this sampling rate."""
+    total_kb = 0
     with contextlib.suppress(psutil.NoSuchProcess):
         root = psutil.Process(pid)
         for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += process.memory_full_info().pss
-    return round(total / 2**20, 1)
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+                        break
+    return round(total_kb / 1024, 1)
 
 
 def rows_written(out: Path) -> int:
@@ -66,8 +72,8 @@ def rows_written(out: Path) -> int:
 
 def run_diagnose(source: Path, out: Path, workers: int, kill_at: int | None = None, extra: tuple[str, ...] = ()
                  ) -> dict:
-    """`cropdx diagnose` as a user runs it, with its process tree's memory sampled every half second (and killed
-    with SIGKILL once `kill_at` rows are written)."""
+    """`cropdx diagnose` as a user runs it, with its process tree's memory sampled every second (and killed with
+    SIGKILL once `kill_at` rows are written)."""
     cmd = [str(ROOT / ".venv" / "bin" / "cropdx"), "diagnose", "--data", str(source), "--out", str(out),
            "--workers", str(workers), *extra]
     start, samples = time.perf_counter(), []
@@ -79,7 +85,7 @@ def run_diagnose(source: Path, out: Path, workers: int, kill_at: int | None = No
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
             return {"killed_after_rows": rows_written(out), "seconds": samples[-1][0]}
-        time.sleep(0.5)
+        time.sleep(1.0)
     output = job.stdout.read()
     if job.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {job.returncode}: {output[-2000:]}")
@@ -93,11 +99,12 @@ def run_diagnose(source: Path, out: Path, workers: int, kill_at: int | None = No
 
 
 def plain_loop(photos: list[Path]) -> dict:
-    """The baseline: one process, one ONNX session on one thread, one photo at a time."""
+    """The baseline: one process, one ONNX session on one thread (the file the job reads by default), one photo at
+    a time."""
     from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 
     predictor = OnnxPredictor.for_release(RELEASES.path(DEFAULT_RELEASE), RELEASES.export_dir(DEFAULT_RELEASE),
-                                          threads=1)
+                                          threads=1, file_name=ONNX_FP32)
     start = time.perf_counter()
     for photo in photos:
         with contextlib.suppress(ImageError):
@@ -108,18 +115,18 @@ def plain_loop(photos: list[Path]) -> dict:
 
 def agreement_with_pytorch(results: Path, work: Path, sample: int, seed: int = 0) -> dict:
     """The job's rows against PyTorch's `Predictor.diagnose` on a seeded sample: per-photo status and top class,
-    the summary's counts over the sample both ways; then the same sample diagnosed from the export's fp32 file."""
+    the summary's counts over the sample both ways; then the same sample diagnosed from the export's INT8 file."""
     from cropdx_hf.inference.predictor import Predictor
 
     chosen = random.Random(seed).sample(pq.read_table(results).to_pylist(), sample)
     predictor = Predictor.from_folder(RELEASES.path(DEFAULT_RELEASE))
     torch = [predictor.diagnose(row["path"]) for row in chosen]
     csv = work / "sample.csv"
-    csv.write_text("path\n" + "\n".join(row["path"] for row in chosen) + "\n")
-    run_diagnose(csv, work / "sample_fp32", 1, extra=("--fp32",))
-    fp32 = {row["path"]: row for row in pq.read_table(work / "sample_fp32" / RESULTS_FILE).to_pylist()}
-    return {"photos": sample, "served_file": _agreement(chosen, torch),
-            "fp32_file": _agreement([fp32[row["path"]] for row in chosen], torch)}
+    csv.write_text("path\n" + "\n".join(str(Path(row["path"]).resolve()) for row in chosen) + "\n")
+    run_diagnose(csv, work / "sample_int8", 1, extra=("--int8",))
+    int8 = {row["path"]: row for row in pq.read_table(work / "sample_int8" / RESULTS_FILE).to_pylist()}
+    return {"photos": sample, "fp32_file": _agreement(chosen, torch),
+            "int8_file": _agreement([int8[str(Path(row["path"]).resolve())] for row in chosen], torch)}
 
 
 def _agreement(rows: list[dict], torch: list) -> dict:
@@ -133,26 +140,32 @@ def _agreement(rows: list[dict], torch: list) -> dict:
             "summary_agrees": Counter(job) == Counter(reference)}
 
 
-def bench_batch(data: Path, limit: int | None, work: Path) -> dict:
+def bench_batch(data: Path, limit: int | None, work: Path, results: dict, save: Callable[[], None]) -> None:
+    """Fills `results` step by step, saving after each (a late failure keeps what was measured)."""
     photos = folder_photos(data)[:limit] if limit else folder_photos(data)
     source = data
     if limit:  # a CSV of the first photos stands for the folder
         source = work / "photos.csv"
         source.write_text("path\n" + "\n".join(str(p.resolve()) for p in photos) + "\n")
-    plain = plain_loop(photos)
-    one = run_diagnose(source, work / "one", 1)
-    two = run_diagnose(source, work / "two", 2)
-    half = len(photos) // 2
-    killed = run_diagnose(source, work / "resumed", 2, kill_at=half)
-    resumed = run_diagnose(source, work / "resumed", 2)
-    table = pq.read_table(work / "resumed" / RESULTS_FILE)
-    return {"photos": len(photos), "plain_loop": plain, "workers_1": one, "workers_2": two,
-            "speedup_2_vs_1_workers": round(two["run"]["photos_per_second"] / one["run"]["photos_per_second"], 2),
-            "speedup_1_worker_vs_plain_loop": round(one["run"]["photos_per_second"] / plain["photos_per_second"], 2),
-            "killed_half_way": killed, "resumed": resumed,
-            "resumed_rows_unique": len(set(table.column("path").to_pylist())), "resumed_rows": table.num_rows,
-            "agreement_with_pytorch": agreement_with_pytorch(work / "two" / RESULTS_FILE, work, min(200, len(photos))),
-            "bad_files": bench_bad_files(work)}
+    steps = {"plain_loop": lambda: plain_loop(photos), "workers_1": lambda: run_diagnose(source, work / "one", 1),
+             "workers_2": lambda: run_diagnose(source, work / "two", 2),
+             "killed_half_way": lambda: run_diagnose(source, work / "resumed", 2, kill_at=len(photos) // 2),
+             "resumed": lambda: run_diagnose(source, work / "resumed", 2),
+             "agreement_with_pytorch": lambda: agreement_with_pytorch(work / "two" / RESULTS_FILE, work,
+                                                                      min(200, len(photos))),
+             "bad_files": lambda: bench_bad_files(work)}
+    results["photos"] = len(photos)
+    for name, step in steps.items():
+        results[name] = step()
+        if name == "workers_2":
+            results["speedup_2_vs_1_workers"] = round(
+                results["workers_2"]["run"]["photos_per_second"] / results["workers_1"]["run"]["photos_per_second"], 2)
+            results["speedup_1_worker_vs_plain_loop"] = round(
+                results["workers_1"]["run"]["photos_per_second"] / results["plain_loop"]["photos_per_second"], 2)
+        if name == "resumed":
+            paths = pq.read_table(work / "resumed" / RESULTS_FILE).column("path").to_pylist()
+            results["resumed_rows"], results["resumed_rows_unique"] = len(paths), len(set(paths))
+        save()
 
 
 def bench_bad_files(work: Path) -> dict:
@@ -227,12 +240,11 @@ def load(base: str, clients: int, requests: int) -> dict:
             "good_answered_200": sum(r["status"] == 200 and r["clear"] for r in results if not r["bad"])}
 
 
-def bench_serve(requests: int) -> dict:
-    results = {}
+def bench_serve(requests: int, results: dict, save: Callable[[], None]) -> None:
     for replicas in (1, 2):
         with serve_app(replicas) as base:
             results[f"replicas_{replicas}"] = [load(base, clients, requests) for clients in (8, 32)]
-    return results
+        save()
 
 
 def main() -> int:
@@ -244,18 +256,24 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "scale", help="where bench_scale.json goes")
     args = parser.parse_args()
-    report = {"command": "python scripts/bench_scale.py " + " ".join(sys.argv[1:]), "cpu_count": os.cpu_count(),
-              "model": DEFAULT_RELEASE}
-    with tempfile.TemporaryDirectory() as work:
-        if args.only != "serve":
-            report["batch"] = bench_batch(args.data, args.limit, Path(work))
-        if args.only != "batch":
-            report["serve"] = bench_serve(args.requests)
-    # the report is committed: the temporary folder and this checkout's place are no one else's paths
-    text = json.dumps(report, indent=2).replace(work, "$WORK").replace(str(ROOT), ".")
+    command = "python scripts/bench_scale.py " + " ".join(sys.argv[1:])
+    path = args.out / "bench_scale.json"
+    # --only measures one half again and keeps the other half's figures, each section naming its command
+    report = json.loads(path.read_text()) if args.only and path.is_file() else {}
+    report.update(cpu_count=os.cpu_count(), model=DEFAULT_RELEASE)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_scale.json").write_text(text)
-    print(text if args.json else f"wrote {args.out / 'bench_scale.json'}")
+    with tempfile.TemporaryDirectory() as work:
+        def save() -> None:  # the report is committed: the temporary folder and the checkout's place are no one's
+            text = json.dumps(report, indent=2).replace(work, "$WORK").replace(str(ROOT), ".")
+            path.write_text(text)
+
+        if args.only != "serve":
+            report["batch"] = {"command": command}
+            bench_batch(args.data, args.limit, Path(work), report["batch"], save)
+        if args.only != "batch":
+            report["serve"] = {"command": command}
+            bench_serve(args.requests, report["serve"], save)
+    print(path.read_text() if args.json else f"wrote {path}")
     return 0
 
 

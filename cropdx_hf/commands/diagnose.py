@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cropdx_hf.commands.common import Subcommands, model_option, releases
-from cropdx_hf.modeling.config import ONNX_FP32
+from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
 from cropdx_hf.release.registry import resolve_model
 
 
@@ -18,10 +18,11 @@ def register(sub: Subcommands) -> None:
     diagnose.add_argument("--out", required=True, help="folder for diagnoses.parquet, summary.json and summary.png; "
                                                        "a re-run into it skips the photos already done")
     diagnose.add_argument("--workers", type=int, default=1, help="Ray actors, one ONNX session and core each")
-    diagnose.add_argument("--batch-size", type=int, default=16, help="photos per worker call")
-    diagnose.add_argument("--fp32", action="store_true",
-                          help="the export's fp32 file instead of the one its verification qualified (INT8 where it "
-                               "qualified): the numbers PyTorch gives, at a lower speed")
+    diagnose.add_argument("--batch-size", type=int, default=32, help="photos per worker call (and per part file)")
+    diagnose.add_argument("--int8", action="store_true",
+                          help="the export's INT8 file instead of its fp32 one: faster, and the Space's file where the "
+                               "export qualified it, but a photo in a few hundred lands on the other side of the "
+                               "threshold from PyTorch's answer")
     diagnose.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, or ray://HEAD:10001) instead of "
                                                 "starting Ray on this machine; paths must be readable on every node")
     diagnose.set_defaults(func=run)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model(args.model, found)
     photos = list_photos(args.data)  # a missing or empty source fails here, before Ray starts
     job = BatchJob(model_dir, found.export_dir(model_dir.name), Path(args.out), args.workers, args.batch_size,
-                   args.ray_address, ONNX_FP32 if args.fp32 else None)
+                   args.ray_address, ONNX_INT8 if args.int8 else ONNX_FP32)
     summary = run_batch(job, photos)
     run = summary["run"]
     print(f"{summary['photos']:,} photos in {args.out}/diagnoses.parquet: "

@@ -15,13 +15,16 @@ from cropdx_hf.photos import MAX_BYTES, ImageError, load_image
 from cropdx_hf.scale.results import SCHEMA, diagnosis_row, error_row
 
 SKIPPED = "skipped"  # a photo an earlier run diagnosed: counted by the driver, never written
+# photos per ONNX Runtime call: the session's memory arena keeps its largest size, which grows with the batch, and
+# on one thread a larger call gains little (docs/scale.md)
+ONNX_CHUNK = 4
 
 
 class Diagnoser:
     """Ray builds one per worker (`map_batches(Diagnoser, concurrency=N)`); ONNX Runtime gets one thread each, so N
     workers fill N cores."""
 
-    def __init__(self, model_dir: str, export_dir: str, done: set[tuple[str, str]], file_name: str | None = None):
+    def __init__(self, model_dir: str, export_dir: str, done: set[tuple[str, str]], file_name: str):
         self.predictor = OnnxPredictor.for_release(model_dir, export_dir, threads=1, file_name=file_name)
         self.version = (ExportRecord.read(export_dir).weights_sha256 or "")[:12]
         self.done = done
@@ -43,7 +46,8 @@ class Diagnoser:
                 keys.append((path, sha256))
             except ImageError as exc:
                 rows.append(self._error(path, sha256, str(exc)))
-        diagnoses = self.predictor.diagnose_many(photos) if photos else []
+        diagnoses = [diagnosis for start in range(0, len(photos), ONNX_CHUNK)
+                     for diagnosis in self.predictor.diagnose_many(photos[start:start + ONNX_CHUNK])]
         rows += [diagnosis_row(path, sha256, diagnosis, self.version)
                  for (path, sha256), diagnosis in zip(keys, diagnoses, strict=True)]
         return pa.Table.from_pylist(rows, schema=SCHEMA)
