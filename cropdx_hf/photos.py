@@ -31,7 +31,7 @@ def load_image(source: str | Path | bytes | Image.Image, *, name: str | None = N
     label = name or (str(source) if isinstance(source, str | Path) else "the image")
     if isinstance(source, Image.Image):
         return _to_rgb(source, label, owned=False)
-    data = _read_bytes(source, label)
+    data = read_photo_bytes(source, label)
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes)")
     _check_bytes(len(data), label)
@@ -84,7 +84,8 @@ def load_stored_photo(image: dict) -> Image.Image:
     return load_image(stored_photo(image), name=image.get("path"))
 
 
-def _read_bytes(source: str | Path | bytes, label: str) -> bytes:
+def read_photo_bytes(source: str | Path | bytes, label: str) -> bytes:
+    """A photo file's bytes, refused unread when it is missing or over MAX_BYTES (an `ImageError` naming `label`)."""
     if isinstance(source, bytes):
         return source
     path = Path(source)

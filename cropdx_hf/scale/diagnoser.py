@@ -4,14 +4,13 @@ through the same path as the Space (`OnnxPredictor.diagnose_many`: leaf gate, ph
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from cropdx_hf.inference.onnx_predictor import OnnxPredictor
 from cropdx_hf.modeling.exports import ExportRecord
-from cropdx_hf.photos import MAX_BYTES, ImageError, load_image
+from cropdx_hf.photos import ImageError, load_image, read_photo_bytes
 from cropdx_hf.scale.results import SCHEMA, diagnosis_row, error_row
 
 SKIPPED = "skipped"  # a photo an earlier run diagnosed: counted by the driver, never written
@@ -57,9 +56,9 @@ class Diagnoser:
         if image is not None:
             return None, image
         try:
-            if Path(path).stat().st_size > MAX_BYTES:
-                return self._error(path, None, f"{path}: over the {MAX_BYTES // 2**20} MB limit"), b""
-            return None, Path(path).read_bytes()
+            return None, read_photo_bytes(path, path)
+        except ImageError as exc:
+            return self._error(path, None, str(exc)), b""
         except OSError as exc:
             return self._error(path, None, f"{path}: cannot be read ({exc.strerror or exc})"), b""
 
