@@ -9,7 +9,7 @@ from typing import TypedDict
 import pandas as pd
 
 from cropdx_hf.errors import DataError
-from cropdx_hf.photos import PHOTO_SUFFIXES, folder_photos, stored_photo
+from cropdx_hf.photos import folder_photos, stored_photo
 
 PATH_COLUMNS = ("path", "file", "image", "filename")  # a CSV's column of photo paths, the first one present
 
@@ -25,8 +25,9 @@ def list_photos(source: str | Path) -> list[PhotoSource]:
     path = Path(source)
     if path.suffix.lower() == ".csv":
         return _csv_photos(path)
-    if path.is_dir() and any(p.suffix.lower() in PHOTO_SUFFIXES for p in path.rglob("*")):
-        return [{"path": str(p), "image": None} for p in folder_photos(path)]
+    photos = folder_photos(path) if path.is_dir() else []
+    if photos:
+        return [{"path": str(p), "image": None} for p in photos]
     return _dataset_photos(str(source))
 
 
