@@ -28,10 +28,10 @@ class ServeSettings:
     """What every replica loads: the default model, the others offered (default: every release), their folders
     (default: $CROPDX_MODELS and $CROPDX_EXPORTS) and ONNX Runtime threads per request."""
 
+    models_dir: str
+    exports_dir: str
     model: str = DEFAULT_RELEASE
     models: tuple[str, ...] = ()
-    models_dir: str | None = None
-    exports_dir: str | None = None
     threads: int = 1
 
     @classmethod
@@ -48,12 +48,12 @@ class ServeSettings:
         if releases is None or releases.exports_dir is None:
             raise ModelFolderError("the Serve app needs a models and an exports folder: pass models_dir and "
                                    "exports_dir, or set CROPDX_MODELS and CROPDX_EXPORTS")
-        return cls(str(args.get("model", DEFAULT_RELEASE)), models, str(releases.models_dir.resolve()),
-                   str(releases.exports_dir.resolve()), int(args.get("threads", 1)))
+        return cls(str(releases.models_dir.resolve()), str(releases.exports_dir.resolve()),
+                   str(args.get("model", DEFAULT_RELEASE)), models, int(args.get("threads", 1)))
 
     def model_dirs(self) -> dict[str, Path]:
-        releases = Releases(Path(self.models_dir), Path(self.exports_dir)) if self.models_dir else None
-        return resolve_models(self.model, list(self.models) or (releases.names() if releases else []), releases)
+        releases = Releases(Path(self.models_dir), Path(self.exports_dir))
+        return resolve_models(self.model, list(self.models) or releases.names(), releases)
 
     def service(self) -> Service:
         """ONNX only: a release without an export is an error, never a silent PyTorch fallback."""
