@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from bench_space import free_port  # noqa: E402
+from bench_space import free_port, wait_for_health  # noqa: E402
 from soak_space import requests_plan, send  # noqa: E402
 
 from cropdx_hf.modeling.config import ONNX_FP32  # noqa: E402
@@ -197,7 +197,8 @@ def serve_app(replicas: int) -> Iterator[str]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(base, server)
+            if not wait_for_health(base, server, tries=600, pause=0.5):
+                raise RuntimeError("serve run exited, or its app was not up within 5 minutes")
             yield base
         finally:
             os.killpg(server.pid, signal.SIGINT)  # `serve run` shuts the app and its local Ray down on Ctrl-C
@@ -205,17 +206,6 @@ def serve_app(replicas: int) -> Iterator[str]:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
-
-
-def wait_until_up(base: str, server: subprocess.Popen) -> None:
-    for _ in range(600):
-        if server.poll() is not None:
-            raise RuntimeError("serve run exited before the app was up")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError("the Serve app was not up within 5 minutes")
 
 
 def load(base: str, clients: int, requests: int) -> dict:

@@ -46,6 +46,18 @@ def rss_mb(pid: int, key: str = "VmHWM") -> float:
     return float("nan")
 
 
+def wait_for_health(base: str, server: subprocess.Popen, tries: int, pause: float) -> bool:
+    """Whether `server` answers GET /health with 200 before it exits or `tries` polls `pause` seconds apart run out."""
+    for _ in range(tries):
+        if server.poll() is not None:
+            return False
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return True
+        time.sleep(pause)
+    return False
+
+
 @contextlib.contextmanager
 def running_space(backend: str, model: str | None = None, extra: list[str] | None = None
                   ) -> Iterator[tuple[str, subprocess.Popen]]:
@@ -58,14 +70,9 @@ def running_space(backend: str, model: str | None = None, extra: list[str] | Non
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(900):
-            if server.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"the Space did not start: {log.read()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
+        if not wait_for_health(base, server, tries=900, pause=0.2):
+            log.seek(0)
+            raise RuntimeError(f"the Space did not start: {log.read()[-2000:]}")
         yield base, server
     finally:
         server.terminate()
