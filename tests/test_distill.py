@@ -8,6 +8,7 @@ from cropdx_hf.errors import ModelFolderError
 from cropdx_hf.modeling.config import class_ids, read_config
 from cropdx_hf.training import model_parts
 from cropdx_hf.training.distill import Teacher, distillation_loss
+from cropdx_hf.training.feature_cache import CachedActivations
 from cropdx_hf.training.trainer import StagedTrainer, TrainConfig
 from tests.conftest import LEAVES, TINY
 
@@ -22,6 +23,32 @@ def test_the_loss_mixes_the_labels_and_the_teacher():
     assert same.abs() < 1e-6, "logits equal up to a constant: nothing left to learn from the teacher"
     mixed = distillation_loss(0.5, 2.0, 0.1)({"logits": logits, "teacher_logits": teacher}, labels)
     assert mixed > 0.5 * hard
+
+
+def test_untaught_rows_learn_their_labels_alone():
+    """Rows whose teacher logits are NaN (real field views with --distill_field false) get the cross-entropy
+    alone; the taught rows keep the mixed loss, so a batch's loss is the mean of the two kinds."""
+    torch.manual_seed(0)
+    logits, teacher, labels = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = distillation_loss(0.5, 2.0, 0.1)
+    untaught = teacher.clone()
+    untaught[3:] = float("nan")
+    mixed = loss({"logits": logits, "teacher_logits": untaught}, labels)
+    taught_part = loss({"logits": logits[:3], "teacher_logits": teacher[:3]}, labels[:3])
+    hard_part = F.cross_entropy(logits[3:], labels[3:], label_smoothing=0.1)
+    assert torch.isclose(mixed, (taught_part + hard_part) / 2)
+    mixed.backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_a_cache_without_teacher_logits_joins_as_untaught_rows():
+    taught = CachedActivations(torch.zeros(3, 2, 1, 1), torch.tensor([0, 1, 2]), torch.ones(3, 5))
+    untaught = CachedActivations(torch.zeros(2, 2, 1, 1), torch.tensor([3, 4]))
+    for joined, nan_rows in ((taught + untaught, [3, 4]), (untaught + taught, [0, 1])):
+        assert joined.teacher_logits.shape == (5, 5)
+        assert torch.isnan(joined.teacher_logits).all(-1).nonzero().flatten().tolist() == nan_rows
+        assert torch.isfinite(joined.teacher_logits).all(-1).sum() == 3
+    assert (untaught + untaught).teacher_logits is None
 
 
 def test_a_teacher_reads_the_students_views(trained):

@@ -264,6 +264,27 @@ def test_real_field_photos_are_cross_validated_then_all_trained_on(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_starting_model_as_teacher_anchors_only_the_lab_rows(tmp_path):
+    """--teacher START --distill_field false (learning without forgetting): the lab views carry the start's
+    logits, the real field views none, so they learn their labels alone."""
+    field = _plantdoc_named_folder(tmp_path / "plantdoc")
+    start = tmp_path / "start"
+    StagedTrainer(TrainConfig(data=str(LEAVES), out=str(start), backbone="mobilenetv2_100", report_to="none",
+                              **{**TINY, "epochs_top": 0, "epochs_full": 0})).run()
+    cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
+                      init_from=str(start), teacher=str(start), distill_field=False, field_data=[str(field)],
+                      folds=0, field_views=2, **{**TINY, "epochs_head": 0, "epochs_top": 1, "epochs_full": 0})
+    trainer = StagedTrainer(cfg)
+    caches = trainer._caches_for_top()
+    assert caches["field"].teacher_logits is None and torch.isfinite(caches["train"].teacher_logits).all()
+    rows, _ = trainer._training_rows(caches)
+    taught = torch.isfinite(rows.teacher_logits).all(-1)
+    assert taught.sum() == len(caches["train"]) and not taught[len(caches["train"]):].any()
+    trainer.run()
+    assert trainer.history["top"]["epochs_run"] == 1
+
+
+@pytest.mark.slow
 def test_field_training_validates_on_lab_and_field_proxy_and_mixes_back(tmp_path, field_photos):
     cfg = TrainConfig(data=str(LEAVES), out=str(tmp_path / "m"), backbone="mobilenetv2_100", report_to="none",
                       field_photos=str(field_photos), **{**TINY, "epochs_top": 1, "epochs_full": 0})

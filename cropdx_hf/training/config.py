@@ -92,6 +92,10 @@ class RecipeArguments:
     distill_weight: float = _option(0.5, "with --teacher: share of the loss that is the teacher's (the rest is the "
                                          "labels' cross-entropy)")
     distill_temperature: float = _option(2.0, "with --teacher: softmax temperature of the distillation term")
+    distill_field: bool = _option(True, "with --teacher and --field-data: the real field photos' views learn the "
+                                        "teacher's predictions too; false: their labels alone, so a teacher that "
+                                        "is the starting model anchors only the lab rows (learning without "
+                                        "forgetting)")
     interpolate: bool = _option(False, "with --init-from: after training, mix the trained and the starting weights "
                                        "(WiSE-FT) in the proportion with the best validation checkpoint score that "
                                        "keeps lab macro-F1 (with --field-data and --folds: the best out-of-fold "

@@ -52,17 +52,21 @@ class Teacher(nn.Module):
 
 def distillation_loss(weight: float, temperature: float, label_smoothing: float
                       ) -> Callable[..., torch.Tensor]:
-    """A `Trainer` `compute_loss_func`: (1 - weight) x label-smoothed cross-entropy + weight x T^2 x KL(teacher ||
-    student) at temperature T. Rows without teacher logits (validation) get the cross-entropy alone."""
+    """A `Trainer` `compute_loss_func`: per row, (1 - weight) x label-smoothed cross-entropy + weight x T^2 x
+    KL(teacher || student) at temperature T. Rows without teacher logits (validation; NaN rows: views the teacher
+    does not teach) get the cross-entropy alone."""
 
     def loss(outputs: dict[str, torch.Tensor], labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
         logits = outputs["logits"]
-        hard = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        hard = F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
         teacher = outputs.get("teacher_logits")
         if teacher is None:
-            return hard
-        soft = F.kl_div(F.log_softmax(logits / temperature, -1), F.log_softmax(teacher / temperature, -1),
-                        log_target=True, reduction="batchmean") * temperature ** 2
-        return (1 - weight) * hard + weight * soft
+            return hard.mean()
+        taught = torch.isfinite(teacher).all(-1)
+        soft = F.kl_div(F.log_softmax(logits / temperature, -1),
+                        F.log_softmax(torch.where(taught[:, None], teacher, 0.0) / temperature, -1),
+                        log_target=True, reduction="none").sum(-1) * temperature ** 2
+        share = weight * taught.float()
+        return ((1 - share) * hard + share * soft).mean()
 
     return loss

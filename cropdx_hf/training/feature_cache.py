@@ -40,7 +40,11 @@ class CachedActivations(Dataset):
         return row
 
     def __add__(self, other: CachedActivations) -> CachedActivations:
-        teacher = None if self.teacher_logits is None else torch.cat([self.teacher_logits, other.teacher_logits])
+        """Both caches' rows; where only one has teacher logits, the other's rows get NaN ones (untaught rows,
+        which the distillation loss leaves to their labels)."""
+        teacher = None
+        if self.teacher_logits is not None or other.teacher_logits is not None:
+            teacher = torch.cat([_teacher_or_nan(self, other), _teacher_or_nan(other, self)])
         return CachedActivations(torch.cat([self.activations, other.activations]),
                                  torch.cat([self.labels, other.labels]), teacher,
                                  torch.cat([self.photos, other.photos + _photo_count(self)]))
@@ -55,6 +59,12 @@ class CachedActivations(Dataset):
         device = next(net.parameters()).device
         outs = [net(chunk.to(device).float()).half().cpu() for chunk in self.activations.split(batch_size)]
         return CachedActivations(torch.cat(outs), self.labels, self.teacher_logits, self.photos)
+
+
+def _teacher_or_nan(cache: CachedActivations, other: CachedActivations) -> torch.Tensor:
+    if cache.teacher_logits is not None:
+        return cache.teacher_logits
+    return torch.full((len(cache), other.teacher_logits.shape[1]), float("nan"))
 
 
 def _photo_count(cache: CachedActivations) -> int:

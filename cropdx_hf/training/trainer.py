@@ -352,8 +352,9 @@ class StagedTrainer:
     def _field_caches(self, trunk: torch.nn.Module, common: dict) -> dict[str, CachedActivations]:
         """Views of the real field photos, one eval view of each, and (with --field-photos) field-style views of
         the lab photos of classes that have no field photos, whose only field-like examples they are."""
+        taught = common if self.cfg.distill_field else {**common, "teacher": None}
         caches = {"field": cache_activations(trunk, self.field_rows, real_photo_transform(self.train_data_config),
-                                             views=self.cfg.field_views, desc="caching field photo views", **common),
+                                             views=self.cfg.field_views, desc="caching field photo views", **taught),
                   "field_eval": cache_activations(trunk, self.field_rows, eval_transform(self.eval_config),
                                                   desc="caching field photos", **{**common, "teacher": None})}
         unseen = set(range(len(self.data.class_names))) - set(self.field_labels.tolist())
