@@ -62,7 +62,21 @@ def test_a_field_target_that_leaves_the_lab_unanswered_gives_way_and_says_so():
              for t, c, a in zip(thresholds, (0.5, 0.4, 0.3, 0.01), (0.8, 0.85, 0.9, 1.0), strict=True)]
     field = [{**row, "selective_accuracy": a} for row, a in zip(field, (0.8, 0.85, 0.88, 1.0), strict=True)]
     chosen, reason = calibration.choose_threshold({"lab": lab, "field": field})
-    assert chosen == 0.8 and "lab photos only" in reason
+    assert chosen == 0.8 and "field target of 90% on answered real field photos" in reason
+    assert "is not reached" in reason
+
+
+def test_a_field_target_out_of_reach_keeps_the_lab_answered():
+    """No threshold reaches the field target and the closest one answers 91 % of lab photos: the threshold is the
+    highest that still answers 95 % of them, above the one the lab target alone would take."""
+    thresholds = (0.7, 0.75, 0.8, 0.85, 0.89)
+    lab = [{"threshold": t, "coverage": c, "selective_accuracy": a} for t, c, a in
+           zip(thresholds, (0.97, 0.962, 0.951, 0.933, 0.911), (0.995, 0.995, 0.997, 0.998, 0.999), strict=True)]
+    field = [{"threshold": t, "coverage": c, "selective_accuracy": a} for t, c, a in
+             zip(thresholds, (0.45, 0.39, 0.33, 0.25, 0.18), (0.54, 0.55, 0.56, 0.61, 0.64), strict=True)]
+    assert calibration._lowest_reaching(list(thresholds), {"lab": lab, "field": field})[0] == 0.89
+    chosen, reason = calibration.choose_threshold({"lab": lab, "field": field})
+    assert chosen == 0.8 and "95%" in reason
 
 
 def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):
