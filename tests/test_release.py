@@ -96,6 +96,22 @@ def test_the_release_list_shows_lab_field_proxy_and_real_field_figures(models_di
     assert "field-proxy acc nan" in small and "real field top-1 nan" in small  # never measured in the field
 
 
+def test_a_card_lists_the_stages_in_the_order_they_ran():
+    """A resumed run records the stages it read back before the folds' scores; the card still says the folds ran
+    first and the weight mix came last."""
+    from cropdx_hf.modeling.metadata import TrainingRecord
+    from cropdx_hf.release.cards import _stage_lines
+
+    stages = {"head": {"skipped": True}, "top": {"skipped": True},
+              "crossval": {"folds": 5, "out_of_fold": {"accuracy": 0.45, "top3_accuracy": 0.76}},
+              "interpolation": {"alpha": 0.5, "validation": {"macro_f1": 0.98}, "chosen_by": "out-of-fold field top-1"}}
+    lines = _stage_lines(stages, TrainingRecord({"top_stages": 4, "train_views": 1}))
+    assert lines[0].startswith("first, the recipe below once per fold") and lines[-1].startswith("weights mixed")
+    assert [line.split(":")[0] for line in lines[1:3]] == ["head only, on cached pooled features",
+                                                          "top 4 block stages + head, on cached activations of 1 "
+                                                          "augmented views per photo"]
+
+
 def test_a_card_needs_an_evaluated_release(models_dir, tmp_path):
     shutil.copytree(models_dir / "small", tmp_path / "small")
     shutil.rmtree(tmp_path / "small" / EVAL_DIR)

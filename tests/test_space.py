@@ -178,7 +178,8 @@ def test_grad_cam_is_drawn_on_demand(app):
     service = app.state.service
     assert "torch" not in service.backends[DEFAULT_RELEASE]
     overlay = service.explain(LEAF.read_bytes(), DEFAULT_RELEASE, "Tomato_Early_blight")
-    assert overlay.size == (224, 224)
+    size = json.loads((ROOT / "models" / DEFAULT_RELEASE / "config.json").read_text())["pretrained_cfg"]["input_size"]
+    assert overlay.size == tuple(size[1:]), "drawn at the size the model sees the photo"
 
 
 def test_a_non_image_in_the_page_gets_one_sentence_and_no_traceback(server, capfd):

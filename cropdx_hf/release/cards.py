@@ -95,7 +95,9 @@ def _stage_lines(stages: dict[str, dict], training: TrainingRecord) -> list[str]
                    + (f" (up to {training.max_views} for rare classes)" if training.max_views else ""),
             "full": "all layers, layer-wise learning rates, BatchNorm statistics frozen"}
     lines = []
-    for stage, info in stages.items():
+    # the order the run took them in: a resumed run records the stages it read back before the folds' scores
+    order = ("crossval", "head", "top", "full", "interpolation")
+    for stage, info in sorted(stages.items(), key=lambda item: order.index(item[0])):
         if stage == "crossval":
             oof = info["out_of_fold"]
             lines.append(f"first, the recipe below once per fold of the real field photos ({info['folds']} folds), "
