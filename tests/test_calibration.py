@@ -77,6 +77,9 @@ def test_a_field_target_out_of_reach_keeps_the_lab_answered():
     assert calibration._lowest_reaching(list(thresholds), {"lab": lab, "field": field})[0] == 0.89
     chosen, reason = calibration.choose_threshold({"lab": lab, "field": field})
     assert chosen == 0.8 and "95%" in reason
+    strict = [{**row, "selective_accuracy": a} for row, a in zip(lab, (0.99, 0.99, 0.99, 0.996, 0.999), strict=True)]
+    chosen, reason = calibration.choose_threshold({"lab": strict, "field": field})
+    assert chosen == 0.85 and "so does the lab target: 0.85 is the lowest threshold reaching 99.5%" in reason
 
 
 def test_full_metrics_on_a_case_with_known_answers(fixture_dataset):

@@ -15,8 +15,8 @@ from cropdx_hf.modeling.backbones import create_backbone
 from cropdx_hf.modeling.config import ONNX_FP32, ONNX_INT8
 from cropdx_hf.modeling.exports import EXPORT_REPORT
 from cropdx_hf.modeling.folder import save_model_folder
-from cropdx_hf.modeling.metadata import ReleaseMetadata
-from cropdx_hf.release.cards import build_card
+from cropdx_hf.modeling.metadata import ReleaseMetadata, TrainingRecord
+from cropdx_hf.release.cards import _stage_lines, build_card
 from cropdx_hf.release.compare import write_comparison
 from cropdx_hf.release.export import file_sha256, photo_set_digest
 from cropdx_hf.release.hub import _files
@@ -99,9 +99,6 @@ def test_the_release_list_shows_lab_field_proxy_and_real_field_figures(models_di
 def test_a_card_lists_the_stages_in_the_order_they_ran():
     """A resumed run records the stages it read back before the folds' scores; the card still says the folds ran
     first and the weight mix came last."""
-    from cropdx_hf.modeling.metadata import TrainingRecord
-    from cropdx_hf.release.cards import _stage_lines
-
     stages = {"head": {"skipped": True}, "top": {"skipped": True},
               "crossval": {"folds": 5, "out_of_fold": {"accuracy": 0.45, "top3_accuracy": 0.76}},
               "interpolation": {"alpha": 0.5, "validation": {"macro_f1": 0.98}, "chosen_by": "out-of-fold field top-1"}}

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from bad_inputs import unusable, usable
 
+from cropdx_hf.modeling.config import read_config
 from cropdx_hf.release.registry import DEFAULT_RELEASE
 from tests.clean_env import block_imports
 from tests.conftest import LEAVES, RELEASES, ROOT, load_space_app
@@ -178,7 +179,7 @@ def test_grad_cam_is_drawn_on_demand(app):
     service = app.state.service
     assert "torch" not in service.backends[DEFAULT_RELEASE]
     overlay = service.explain(LEAF.read_bytes(), DEFAULT_RELEASE, "Tomato_Early_blight")
-    size = json.loads((ROOT / "models" / DEFAULT_RELEASE / "config.json").read_text())["pretrained_cfg"]["input_size"]
+    size = read_config(RELEASES.path(DEFAULT_RELEASE))["pretrained_cfg"]["input_size"]
     assert overlay.size == tuple(size[1:]), "drawn at the size the model sees the photo"
 
 

@@ -98,13 +98,15 @@ def choose_threshold(sweeps: dict[str, list[dict[str, float]]]) -> tuple[float, 
     thresholds = [row["threshold"] for row in next(iter(sweeps.values()))]
     chosen, reason = _lowest_reaching(thresholds, sweeps)
     if len(sweeps) > 1 and selective_at(sweeps["lab"], chosen)["coverage"] < MIN_LAB_COVERAGE:
-        lab_only, _ = _lowest_reaching(thresholds, {"lab": sweeps["lab"]})
+        lab_only, lab_reason = _lowest_reaching(thresholds, {"lab": sweeps["lab"]})
         covering = [row["threshold"] for row in sweeps["lab"]
                     if row["coverage"] >= MIN_LAB_COVERAGE and row["threshold"] >= DEFAULT_THRESHOLD]
         chosen = max([lab_only, *covering])
-        reason = (f"the field target of {TARGETS['field']:.0%} on answered {SETS['field']} needs a threshold that "
-                  f"answers fewer than {MIN_LAB_COVERAGE:.0%} of {SETS['lab']}; {chosen:.2f} is the highest that "
-                  f"answers that share and reaches {TARGETS['lab']:.1%} on them, so the field target is not reached")
+        field_short = (f"the field target of {TARGETS['field']:.0%} on answered {SETS['field']} needs a threshold "
+                       f"that answers fewer than {MIN_LAB_COVERAGE:.0%} of {SETS['lab']}")
+        reason = (f"{field_short}; {chosen:.2f} is the highest that answers that share and reaches "
+                  f"{TARGETS['lab']:.1%} on them, so the field target is not reached" if chosen in covering
+                  else f"{field_short}, and so does the lab target: {lab_reason}")
     return chosen, reason
 
 
