@@ -261,6 +261,13 @@ def test_real_field_photos_are_cross_validated_then_all_trained_on(tmp_path):
     assert (logits.argmax(-1) == trainer.field_labels).mean() == pytest.approx(crossval["out_of_fold"]["accuracy"])
     recorded = json.loads((tmp_path / "m" / "config.json").read_text())["cropdx"]["field_data"]
     assert recorded["sources"] == [str(field)] and recorded["photos"] == 9 and recorded["folds"] == 3
+    for scores in (tmp_path / "m" / "crossval").glob("fold*.npz"):  # re-score the finished folds at 96 px
+        scores.unlink()
+    rescored = StagedTrainer(TrainConfig(**{**vars(cfg), "resume": True, "eval_image_size": 96}))
+    rescored.run()
+    assert rescored._caches["field_eval"].activations.shape[-1] * 64 == caches["field_eval"].activations.shape[-1] * 96
+    assert "train" not in rescored._caches, "finished folds and stages are re-scored from the eval views alone"
+    assert rescored.history["crossval"]["folds"] == 3
 
 
 @pytest.mark.slow

@@ -242,7 +242,7 @@ class StagedTrainer:
 
     def score_held_out(self) -> FoldResult:
         """The held-out fold's field photos and lab validation, scored at every weight share of the mix."""
-        caches = self._caches_for_top()
+        caches = self._caches_for_top(training=False)
         held_out = np.flatnonzero(np.asarray(self.field_rows["fold"]) == self.held_out)
         field = caches["field_eval"].select(torch.as_tensor(held_out))
         lab = caches["validation"].select(torch.arange(len(caches["validation"])) < len(self.splits["validation"]))
@@ -323,24 +323,41 @@ class StagedTrainer:
         save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, folder / STAGE_DONE)
         (folder / "stage.json").write_text(json.dumps(self.history[stage], indent=2))
 
-    def _caches_for_top(self) -> dict[str, CachedActivations]:
-        """Trunk activations: augmented views of the training photos (and of the real field photos, with one eval
-        view each for scoring them), one eval view of validation photos."""
+    def _caches_for_top(self, training: bool = True) -> dict[str, CachedActivations]:
+        """Trunk activations: one eval view of the validation photos (and of the real field photos, for scoring
+        them), and, once a stage trains, augmented views of the training photos and of the real field photos.
+        Scoring finished folds (--resume at another eval preprocessing) thus never fills the training views.
+        Every cache seeds its own views, so the order they are filled in changes nothing."""
         if self._caches is None:
-            trunk = model_parts.trunk(self.model, self.cfg.top_stages)
-            common = {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.cache_workers,
-                      "batch_size": self.cfg.cache_batch_size, "teacher": self.teacher}
-            caches = {"train": cache_activations(trunk, self.splits["train"], self._lab_view_transform(),
-                                                 views=self.views_per_photo(), desc="caching train views", **common)}
-            if self.field_rows is not None:
-                field = self._field_caches(trunk, common)
-                if "composite" in field:  # lab rows too, drawn with the others
-                    caches["train"] += field.pop("composite")
-                caches.update(field)
-            caches["validation"] = cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
-                                                     desc="caching validation", **{**common, "teacher": None})
-            self._caches = caches
+            self._caches = self._eval_caches()
+        if training and "train" not in self._caches:
+            self._caches.update(self._train_caches())
         return self._caches
+
+    def _common_cache_args(self) -> dict:
+        return {"device": self.device, "seed": self.cfg.seed, "num_workers": self.cfg.cache_workers,
+                "batch_size": self.cfg.cache_batch_size, "teacher": self.teacher}
+
+    def _eval_caches(self) -> dict[str, CachedActivations]:
+        trunk = model_parts.trunk(self.model, self.cfg.top_stages)
+        common = {**self._common_cache_args(), "teacher": None}
+        caches = {"validation": cache_activations(trunk, self.validation_rows, eval_transform(self.eval_config),
+                                                  desc="caching validation", **common)}
+        if self.field_rows is not None:
+            caches["field_eval"] = cache_activations(trunk, self.field_rows, eval_transform(self.eval_config),
+                                                     desc="caching field photos", **common)
+        return caches
+
+    def _train_caches(self) -> dict[str, CachedActivations]:
+        trunk = model_parts.trunk(self.model, self.cfg.top_stages)
+        common = self._common_cache_args()
+        caches = {"train": cache_activations(trunk, self.splits["train"], self._lab_view_transform(),
+                                             views=self.views_per_photo(), desc="caching train views", **common)}
+        if self.field_rows is not None:
+            caches.update(self._field_caches(trunk, common))
+            if "composite" in caches:  # lab rows too, drawn with the others
+                caches["train"] += caches.pop("composite")
+        return caches
 
     def _lab_view_transform(self):
         """Lab photos under the lab augmentation when real field photos teach the field (they beat field-style views
@@ -350,13 +367,11 @@ class StagedTrainer:
         return train_transform(config) if self.field_rows is not None else self.train_view_transform(config)
 
     def _field_caches(self, trunk: torch.nn.Module, common: dict) -> dict[str, CachedActivations]:
-        """Views of the real field photos, one eval view of each, and (with --field-photos) field-style views of
-        the lab photos of classes that have no field photos, whose only field-like examples they are."""
+        """Views of the real field photos and (with --field-photos) field-style views of the lab photos of classes
+        that have no field photos, whose only field-like examples they are."""
         taught = common if self.cfg.distill_field else {**common, "teacher": None}
         caches = {"field": cache_activations(trunk, self.field_rows, real_photo_transform(self.train_data_config),
-                                             views=self.cfg.field_views, desc="caching field photo views", **taught),
-                  "field_eval": cache_activations(trunk, self.field_rows, eval_transform(self.eval_config),
-                                                  desc="caching field photos", **{**common, "teacher": None})}
+                                             views=self.cfg.field_views, desc="caching field photo views", **taught)}
         unseen = set(range(len(self.data.class_names))) - set(self.field_labels.tolist())
         if self.scenes is not None and unseen:
             rows = self.splits["train"].filter(lambda label: label in unseen, input_columns="label")
