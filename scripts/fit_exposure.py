@@ -35,6 +35,7 @@ LAB_EVERY = 6  # every sixth lab training photo
 FIELD_WEIGHT = 3.0
 REGULARIZATION = 0.1  # sklearn's C
 FIELD_FLAGGED = 0.015  # share of real field photos (out of fold) the threshold may flag
+TRADE_OFF = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03)  # other shares, reported beside it
 
 
 def features(photos: list) -> np.ndarray:
@@ -84,12 +85,15 @@ def main() -> int:
         held_out[folds == fold] = model.decision_function(good[folds == fold])
         held_out_copies[folds == fold] = model.decision_function(copies["field"][folds == fold])
     threshold = float(np.quantile(held_out, 1 - FIELD_FLAGGED))
+    trade_off = [{"flagged": float((held_out > t).mean()), "plus_2_ev_caught": float((held_out_copies > t).mean())}
+                 for t in np.quantile(held_out, 1 - np.array(TRADE_OFF))]
     EXPOSURE_MODEL.write_text(json.dumps(export(fit(*rows(lab, good, np.ones(len(good), bool), copies)),
                                                 threshold)))
     report = {"command": "python scripts/fit_exposure.py " + " ".join(sys.argv[1:]),
               "lab_photos": len(lab_photos), "field_photos": len(field_photos), "threshold": threshold,
               "field_out_of_fold_flagged": float((held_out > threshold).mean()),
-              "field_out_of_fold_plus_2_ev_caught": float((held_out_copies > threshold).mean())}
+              "field_out_of_fold_plus_2_ev_caught": float((held_out_copies > threshold).mean()),
+              "field_out_of_fold_trade_off": trade_off}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fit_exposure.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else
